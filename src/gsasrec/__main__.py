@@ -1,0 +1,5 @@
+import sys
+
+from gsasrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""Checkpoints: weights plus the resolved config and dataset stats, so evaluation needs nothing else.
+
+Loaded with torch.load(weights_only=True): tensors and plain containers only, never pickled code.
+A bare reference state_dict also loads, given a config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gsasrec.config import GSASRecExperimentConfig, config_from_dict
+from gsasrec.errors import GSASRecError
+from gsasrec.items import embedding_rows
+from gsasrec.model import GSASRec
+
+CHECKPOINT_FORMAT = "gsasrec-checkpoint-1"
+ARCHITECTURE_FIELDS = ("sequence_length", "embedding_dim", "num_heads", "num_blocks",
+                       "reuse_item_embeddings")
+
+
+def atomic_torch_save(payload: Any, path: Path) -> None:
+    """Write to a temporary sibling, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig, dataset_stats: dict,
+                    **extra: Any) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config.to_dict(),
+        "dataset_stats": dict(dataset_stats),
+        **extra,
+    }
+    atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """{'state_dict', 'config' (or None), 'dataset_stats' (or None), ...} from either kind of file."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GSASRecError(f"checkpoint {path} not found") from None
+    except Exception as error:
+        raise GSASRecError(f"checkpoint {path} cannot be read as weights-only PyTorch data: "
+                           f"{str(error).splitlines()[0]}") from None
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        return payload
+    if isinstance(payload, dict) and "item_embedding.weight" in payload:
+        return {"state_dict": payload, "config": None, "dataset_stats": None}
+    raise GSASRecError(f"checkpoint {path} is neither a gsasrec checkpoint nor a GSASRec state_dict")
+
+
+def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
+               num_items: int | None = None, device: torch.device | str = "cpu",
+               ) -> tuple[GSASRec, GSASRecExperimentConfig, dict]:
+    """(model in eval mode, config, checkpoint payload).
+
+    config overrides the stored one (evaluation settings may differ; the architecture must not);
+    a bare state_dict needs it. num_items defaults to the stored dataset stats, else the weights' rows.
+    """
+    payload = read_checkpoint(path)
+    stored = config_from_dict(payload["config"]) if payload.get("config") else None
+    if config is None and stored is None:
+        raise GSASRecError(f"checkpoint {path} is a bare state_dict: pass --config to describe its model")
+    if config is not None and stored is not None:
+        for name in ARCHITECTURE_FIELDS:
+            if getattr(config, name) != getattr(stored, name):
+                raise GSASRecError(
+                    f"checkpoint {path} was trained with {name}={getattr(stored, name)!r}, "
+                    f"but the config says {name}={getattr(config, name)!r}"
+                )
+    config = config or stored
+    state_dict = payload["state_dict"]
+    if num_items is None:
+        stats = payload.get("dataset_stats")
+        num_items = stats["num_items"] if stats else state_dict["item_embedding.weight"].shape[0] - 2
+    check_fits(state_dict, config, num_items, path)
+    model = GSASRec.from_config(config, num_items)
+    model.load_state_dict(state_dict)
+    return model.to(device).eval(), config, payload
+
+
+def check_fits(state_dict: dict, config: GSASRecExperimentConfig, num_items: int, path: str | Path) -> None:
+    """Raise a one-line error naming what differs, instead of load_state_dict's shape traceback."""
+    def shape(key: str) -> tuple | None:
+        return tuple(state_dict[key].shape) if key in state_dict else None
+
+    items = shape("item_embedding.weight")
+    if items is None or len(items) != 2:
+        raise GSASRecError(f"checkpoint {path} has no item_embedding.weight matrix")
+    if items[0] != embedding_rows(num_items):
+        raise GSASRecError(f"checkpoint {path} has {items[0]} item-embedding rows (num_items={items[0] - 2}), "
+                           f"but the dataset has num_items={num_items}")
+    if items[1] != config.embedding_dim:
+        raise GSASRecError(f"checkpoint {path} has embedding_dim={items[1]}, "
+                           f"but the config says embedding_dim={config.embedding_dim}")
+    positions = shape("position_embedding.weight")
+    if positions is None or positions[0] != config.sequence_length:
+        found = positions[0] if positions else "none"
+        raise GSASRecError(f"checkpoint {path} has sequence_length={found}, "
+                           f"but the config says sequence_length={config.sequence_length}")
+    blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"transformer_blocks\.(\d+)\.", k))}
+    if len(blocks) != config.num_blocks:
+        raise GSASRecError(f"checkpoint {path} has num_blocks={len(blocks)}, "
+                           f"but the config says num_blocks={config.num_blocks}")
+    has_output = "output_embedding.weight" in state_dict
+    if has_output == config.reuse_item_embeddings:
+        kind = "a separate output_embedding" if has_output else "no output_embedding"
+        raise GSASRecError(f"checkpoint {path} has {kind}, "
+                           f"but the config says reuse_item_embeddings={config.reuse_item_embeddings}")
+    with torch.device("meta"):  # shapes only: no memory for a large catalogue
+        expected = GSASRec.from_config(config, num_items).state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise GSASRecError(f"checkpoint {path} does not fit the model: "
+                           f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for key, tensor in expected.items():
+        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+            raise GSASRecError(f"checkpoint {path}: {key} has shape {tuple(state_dict[key].shape)}, "
+                               f"the config needs {tuple(tensor.shape)}")

@@ -1,0 +1,189 @@
+"""`gsasrec` command line: thin glue over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from gsasrec.errors import GSASRecError
+
+EXAMPLES = {
+    "train": """examples:
+  gsasrec train --config configs/ml1m_gsasrec.py
+  gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
+  gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try""",
+    "evaluate": """examples:
+  gsasrec evaluate --checkpoint runs/ml1m-20261128-101500/best.pt
+  gsasrec evaluate --config=configs/ml1m_gsasrec.py --checkpoint ref.pt --split test --json
+  gsasrec evaluate --config configs/ml1m_gsasrec.py ref.pt --metrics nDCG@10 RR@10 P@5""",
+}
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datasets-dir", metavar="DIR",
+                        help="folder holding dataset folders (default: $GSASREC_DATASETS, else ./datasets)")
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                        help="where the model runs (default: auto, CUDA when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gsasrec", formatter_class=_formatter,
+        description="gSASRec and SASRec sequential recommenders: train, evaluate.",
+        epilog="run 'gsasrec COMMAND --help' for a command's options and examples")
+    parser.add_argument("--version", action="version", version=f"gsasrec {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a model from a Python config file", formatter_class=_formatter,
+        description="Train gSASRec/SASRec on a dataset folder. Validates after every epoch, keeps the best "
+                    "checkpoint by val_metric, stops early after early_stopping_patience epochs without "
+                    "improvement.", epilog=EXAMPLES["train"])
+    train.add_argument("--config", required=True, metavar="FILE",
+                       help="Python config file defining config = GSASRecExperimentConfig(...)")
+    add_common(train)
+    train.add_argument("--output-dir", metavar="DIR",
+                       help="run directory for config.json, metrics.jsonl, best.pt "
+                            "(default: runs/<dataset>-<timestamp>)")
+    train.add_argument("--seed", type=int, metavar="N",
+                       help="random seed; the same seed repeats a CPU run exactly (default: random, recorded)")
+    train.add_argument("--max-steps", type=_positive_int, metavar="N",
+                       help="stop after N training steps (validates once more first)")
+    train.add_argument("--max-minutes", type=_positive_float, metavar="M",
+                       help="stop after M minutes of training (validates once more first)")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="show a progress bar (default: only on a terminal)")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a checkpoint on the test or validation split", formatter_class=_formatter,
+        description="Rank all items for every user of a split and report ir-measures metrics. "
+                    "A checkpoint written by 'gsasrec train' needs no --config; a bare reference "
+                    "state_dict does.", epilog=EXAMPLES["evaluate"])
+    evaluate.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT",
+                          help="checkpoint file (or use --checkpoint)")
+    evaluate.add_argument("--checkpoint", metavar="FILE", help="checkpoint file")
+    evaluate.add_argument("--config", metavar="FILE",
+                          help="Python config file (default: the config stored in the checkpoint)")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="which held-out split to rank (default: test)")
+    evaluate.add_argument("--metrics", nargs="+", metavar="MEASURE",
+                          help="ir-measures names, e.g. nDCG@10 R@10 RR (default: the config's metrics)")
+    evaluate.add_argument("--recommendation-limit", type=_positive_int, metavar="K",
+                          help="length of each ranked list (default: the config's recommendation_limit)")
+    evaluate.add_argument("--filter-rated", action=argparse.BooleanOptionalAction, default=None,
+                          help="exclude items already in the user's history (default: the config's)")
+    evaluate.add_argument("--batch-size", type=_positive_int, metavar="N",
+                          help="users scored at once (default: the config's eval_batch_size)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="end the output with one JSON object mapping each measure to its value")
+    add_common(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from gsasrec.config import load_config
+    from gsasrec.data.folder import read_dataset
+    from gsasrec.runtime import resolve_device
+    from gsasrec.training import RunOptions, train
+
+    config = load_config(args.config)
+    device = resolve_device(args.device)
+    dataset = read_dataset(config.dataset_name, args.datasets_dir)
+    options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
+                         seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                         progress=args.progress)
+    result = train(config, dataset, options)
+    print(f"best {config.val_metric} {result.best_metric:.4f} at step {result.best_step} "
+          f"({result.steps} steps, {result.epochs} epochs, {result.seconds:.0f} s)")
+    print(f"best checkpoint: {result.best_checkpoint}")
+    print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from gsasrec.checkpoint import load_model
+    from gsasrec.config import load_config, make_config
+    from gsasrec.data.folder import read_dataset
+    from gsasrec.evaluation import evaluate
+    from gsasrec.runtime import resolve_device
+
+    checkpoint = args.checkpoint or args.checkpoint_path
+    if checkpoint is None:
+        raise GSASRecError("evaluate needs a checkpoint: --checkpoint FILE")
+    if args.checkpoint and args.checkpoint_path:
+        raise GSASRecError("give the checkpoint once: either --checkpoint FILE or a positional FILE")
+    config = load_config(args.config) if args.config else None
+    device = resolve_device(args.device)
+    model, config, _ = load_model(checkpoint, config, device=device)
+    overrides = {name: value for name, value in (
+        ("metrics", args.metrics), ("recommendation_limit", args.recommendation_limit),
+        ("filter_rated", args.filter_rated), ("eval_batch_size", args.batch_size)) if value is not None}
+    config = make_config(**{**dataclasses.asdict(config), **overrides})
+    dataset = read_dataset(config.dataset_name, args.datasets_dir)
+    if dataset.num_items != model.num_items:
+        raise GSASRecError(f"checkpoint {checkpoint} was trained on num_items={model.num_items}, "
+                           f"but dataset {dataset.path} has num_items={dataset.num_items}")
+    started = time.perf_counter()
+    metrics = evaluate(model, dataset.split(args.split), config.metrics, config.recommendation_limit,
+                       config.filter_rated, config.eval_batch_size)
+    seconds = time.perf_counter() - started
+    users = len(dataset.split(args.split).inputs)
+    print(f"{args.split}: {users} users, top {config.recommendation_limit}, "
+          f"filter_rated={config.filter_rated}, {seconds:.2f} s on {device}", file=sys.stderr)
+    width = max(len(name) for name in metrics)
+    for name, value in metrics.items():
+        print(f"{name:<{width}}  {value:.6f}")
+    if args.json:
+        print(json.dumps(metrics))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _version() -> str:
+    from gsasrec import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except GSASRecError as error:
+        print(f"gsasrec: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gsasrec: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The experiment configuration: the seed's field names and defaults, validated, and loadable from the
+seed's Python config files unchanged (they begin `from config import GSASRecExperimentConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gsasrec.errors import GSASRecError
+
+DEFAULT_METRICS = ("nDCG@10", "R@1", "R@10")
+
+
+@dataclass
+class GSASRecExperimentConfig:
+    """All settings of one experiment. Defaults are the reference's (SPEC.md, "Config")."""
+
+    dataset_name: str
+    sequence_length: int = 200
+    embedding_dim: int = 256
+    train_batch_size: int = 128
+    num_heads: int = 4
+    num_blocks: int = 3
+    dropout_rate: float = 0.0
+    negs_per_pos: int = 256
+    max_epochs: int = 10000
+    max_batches_per_epoch: int = 100
+    metrics: list = field(default_factory=lambda: list(DEFAULT_METRICS))
+    val_metric: Any = "nDCG@10"
+    early_stopping_patience: int = 200
+    gbce_t: float = 0.75
+    filter_rated: bool = True
+    eval_batch_size: int = 512
+    recommendation_limit: int = 10
+    reuse_item_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
+        # one spelling, the measure's name, is kept from here on.
+        self.metrics = [measure_name(m, "metrics") for m in _as_list(self.metrics)]
+        self.val_metric = measure_name(self.val_metric, "val_metric")
+        validate(self)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(GSASRecExperimentConfig))
+
+
+def make_config(**fields: Any) -> GSASRecExperimentConfig:
+    """Build a config, naming any unknown field (a dataclass would only say 'unexpected keyword')."""
+    unknown = [name for name in fields if name not in FIELD_NAMES]
+    if unknown:
+        raise GSASRecError(
+            f"unknown config field {unknown[0]!r}; known fields: {', '.join(FIELD_NAMES)}"
+        )
+    if "dataset_name" not in fields:
+        raise GSASRecError("config field 'dataset_name' is required")
+    return GSASRecExperimentConfig(**fields)
+
+
+def config_from_dict(values: dict) -> GSASRecExperimentConfig:
+    return make_config(**values)
+
+
+def measure_name(measure: Any, field_name: str) -> str:
+    """The canonical ir-measures name of a measure given as a string or an ir-measures object."""
+    import ir_measures
+
+    text = str(measure)
+    try:
+        return str(ir_measures.parse_measure(text))
+    except Exception:
+        raise GSASRecError(
+            f"config field {field_name!r}: {text!r} is not an ir-measures measure (e.g. 'nDCG@10', 'R@1')"
+        ) from None
+
+
+def measure_cutoff(name: str) -> int | None:
+    import ir_measures
+
+    return ir_measures.parse_measure(name).params.get("cutoff")
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise GSASRecError("config field 'metrics' must be a list of measures, e.g. ['nDCG@10', 'R@10']")
+
+
+def _check(ok: bool, field_name: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise GSASRecError(f"config field {field_name!r} must be {expected}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate(config: GSASRecExperimentConfig) -> None:
+    """Raise GSASRecError naming the first impossible field."""
+    c = config
+    _check(isinstance(c.dataset_name, str) and c.dataset_name.strip() != "", "dataset_name",
+           "a non-empty string", c.dataset_name)
+    positive_ints = ("sequence_length", "embedding_dim", "train_batch_size", "num_heads", "num_blocks",
+                     "negs_per_pos", "max_epochs", "max_batches_per_epoch", "early_stopping_patience",
+                     "eval_batch_size", "recommendation_limit")
+    for name in positive_ints:
+        value = getattr(c, name)
+        _check(_is_int(value) and value >= 1, name, "an integer >= 1", value)
+    _check(c.embedding_dim % c.num_heads == 0, "num_heads",
+           f"a divisor of embedding_dim={c.embedding_dim}", c.num_heads)
+    _check(_is_number(c.dropout_rate) and 0 <= c.dropout_rate < 1, "dropout_rate",
+           "a number in [0, 1)", c.dropout_rate)
+    _check(_is_number(c.gbce_t) and 0 <= c.gbce_t <= 1, "gbce_t", "a number in [0, 1]", c.gbce_t)
+    for name in ("filter_rated", "reuse_item_embeddings"):
+        _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
+    _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
+    for name in c.metrics + [c.val_metric]:
+        cutoff = measure_cutoff(name)
+        if cutoff is not None and cutoff > c.recommendation_limit:
+            raise GSASRecError(
+                f"config field 'recommendation_limit' must be >= the cutoff of every measure: "
+                f"{name} needs {cutoff}, recommendation_limit is {c.recommendation_limit}"
+            )
+
+
+def load_config(path: str | Path) -> GSASRecExperimentConfig:
+    """Run a Python config file and return the `config` it defines.
+
+    The seed's files import `GSASRecExperimentConfig` from a top-level module named `config`; a stand-in
+    module of that name is provided while the file runs, so those files load as they are.
+    """
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as error:
+        raise GSASRecError(f"cannot read config file {path}: {error.strerror}") from None
+    shim = types.ModuleType("config")
+    shim.GSASRecExperimentConfig = make_config
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "gsasrec_config_file"}
+    previous = sys.modules.get("config")
+    sys.modules["config"] = shim
+    try:
+        exec(compile(source, str(path), "exec"), namespace)
+    except GSASRecError as error:
+        raise GSASRecError(f"{_location(path, error)}: {error}") from None
+    except SyntaxError as error:
+        raise GSASRecError(f"{path}:{error.lineno}: invalid Python syntax: {error.msg}") from None
+    except Exception as error:
+        raise GSASRecError(f"{_location(path, error)}: {type(error).__name__}: {error}") from None
+    finally:
+        if previous is None:
+            sys.modules.pop("config", None)
+        else:
+            sys.modules["config"] = previous
+    config = namespace.get("config")
+    if not isinstance(config, GSASRecExperimentConfig):
+        raise GSASRecError(f"{path}: must define `config = GSASRecExperimentConfig(...)`")
+    return config
+
+
+def _location(path: Path, error: BaseException) -> str:
+    """'file:line' of the deepest traceback frame inside the config file itself."""
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
+    return f"{path}:{lines[-1]}" if lines else str(path)

@@ -1,0 +1,169 @@
+"""The pre-split dataset folder (SPEC.md, "Data format"): read once into arrays, validated while reading.
+
+    <datasets_dir>/<name>/dataset_stats.json          {"num_users", "num_items", "num_interactions", ...}
+    <datasets_dir>/<name>/train/input.txt             one user per line, item ids oldest first
+    <datasets_dir>/<name>/{val,test}/input.txt        one input sequence per line
+    <datasets_dir>/<name>/{val,test}/output.txt       the held-out next item, same line number
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+
+from gsasrec.errors import GSASRecError
+
+DATASETS_ENV = "GSASREC_DATASETS"
+SPLITS = ("val", "test")
+
+
+@dataclass
+class Sequences:
+    """Variable-length item sequences stored flat: sequence u is items[offsets[u]:offsets[u + 1]]."""
+
+    items: np.ndarray  # (total,) int64
+    offsets: np.ndarray  # (count + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.items[self.offsets[index]:self.offsets[index + 1]]
+
+    @classmethod
+    def from_lists(cls, sequences: list) -> "Sequences":
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        items = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(offsets[-1]))
+        return cls(items, offsets)
+
+
+@dataclass
+class Split:
+    """Inputs and the one held-out next item of each of them."""
+
+    inputs: Sequences
+    targets: np.ndarray  # (users,) int64
+
+
+@dataclass
+class Dataset:
+    name: str
+    path: Path
+    stats: dict
+    train: Sequences
+    val: Split
+    test: Split
+
+    @property
+    def num_items(self) -> int:
+        return int(self.stats["num_items"])
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise GSASRecError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+        return getattr(self, name)
+
+
+def resolve_datasets_dir(datasets_dir: str | Path | None = None) -> Path:
+    """--datasets-dir, else $GSASREC_DATASETS, else ./datasets."""
+    if datasets_dir is not None:
+        return Path(datasets_dir)
+    return Path(os.environ.get(DATASETS_ENV, "datasets"))
+
+
+def read_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
+    path = resolve_datasets_dir(datasets_dir) / name
+    if not path.is_dir():
+        raise GSASRecError(
+            f"dataset folder {path} not found (pass --datasets-dir DIR or set ${DATASETS_ENV})"
+        )
+    stats = read_stats(path / "dataset_stats.json")
+    num_items = stats["num_items"]
+    train = read_sequences(path / "train" / "input.txt", num_items)
+    val, test = (read_split(path / split, num_items) for split in SPLITS)
+    return Dataset(name=name, path=path, stats=stats, train=train, val=val, test=test)
+
+
+def read_stats(path: Path) -> dict:
+    try:
+        stats = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GSASRecError(f"{path}: missing (a dataset folder needs dataset_stats.json)") from None
+    except json.JSONDecodeError as error:
+        raise GSASRecError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
+    if not isinstance(stats, dict):
+        raise GSASRecError(f"{path}: expected a JSON object with num_users, num_items, num_interactions")
+    for key in ("num_users", "num_items", "num_interactions"):
+        value = stats.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise GSASRecError(f"{path}: field {key!r} must be a non-negative integer, got {value!r}")
+    if stats["num_items"] < 1:
+        raise GSASRecError(f"{path}: field 'num_items' must be >= 1, got {stats['num_items']}")
+    return stats
+
+
+def read_split(path: Path, num_items: int) -> Split:
+    inputs = read_sequences(path / "input.txt", num_items)
+    outputs = read_sequences(path / "output.txt", num_items)
+    if len(outputs) != len(inputs):
+        raise GSASRecError(
+            f"{path / 'output.txt'}: {len(outputs)} lines, but {path / 'input.txt'} has {len(inputs)}; "
+            f"expected one held-out item per input line"
+        )
+    wrong = np.flatnonzero(outputs.lengths != 1)
+    if len(wrong):
+        line = int(wrong[0]) + 1
+        raise GSASRecError(
+            f"{path / 'output.txt'}:{line}: expected exactly one item id, got {int(outputs.lengths[wrong[0]])}"
+        )
+    return Split(inputs=inputs, targets=outputs.items)
+
+
+def read_sequences(path: Path, num_items: int) -> Sequences:
+    """Parse one id sequence per line, checking every id is an integer in 1..num_items."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise GSASRecError(f"{path}: missing") from None
+    except UnicodeDecodeError:
+        raise GSASRecError(f"{path}: not a text file (expected space-separated item ids)") from None
+    rows = [line.split() for line in text.splitlines()]
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    try:
+        items = np.array(list(chain.from_iterable(rows)), dtype=np.int64)
+    except (ValueError, OverflowError):
+        line, token = _first_non_integer(rows)
+        raise GSASRecError(f"{path}:{line}: {token!r} is not an integer item id") from None
+    items = items.reshape(-1)
+    out_of_range = np.flatnonzero((items < 1) | (items > num_items))
+    if len(out_of_range):
+        position = int(out_of_range[0])
+        line = int(np.searchsorted(offsets, position, side="right"))
+        raise GSASRecError(
+            f"{path}:{line}: item id {int(items[position])} is outside 1..{num_items} "
+            f"(num_items from dataset_stats.json)"
+        )
+    return Sequences(items=items, offsets=offsets)
+
+
+def _first_non_integer(rows: list) -> tuple[int, str]:
+    for line, row in enumerate(rows, start=1):
+        for token in row:
+            try:
+                value = int(token)
+            except ValueError:
+                return line, token
+            if not -(2**63) <= value < 2**63:
+                return line, token
+    return 0, ""

@@ -1,0 +1,8 @@
+"""The one exception type for mistakes a user can fix (bad files, bad config, bad flags).
+
+The CLI prints these as a single line and exits non-zero; anything else is a bug and keeps its traceback.
+"""
+
+
+class GSASRecError(Exception):
+    """A user-facing error: the message names the file, line or field and what was expected."""

@@ -1,0 +1,135 @@
+"""gSASRec / SASRec: a causal Transformer decoder over item sequences (SPEC.md, "Model").
+
+Parameter names match the reference's state_dicts, so its checkpoints load as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsasrec.items import embedding_rows, padding_id
+
+
+class MultiHeadAttention(nn.Module):
+    """Full-width Q/K/V projections split into heads; no output projection (as in SASRec)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout_rate: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout_rate = dropout_rate
+        self.query_proj = nn.Linear(dim, dim)
+        self.key_proj = nn.Linear(dim, dim)
+        self.val_proj = nn.Linear(dim, dim)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        batch, query_length, dim = queries.shape
+        key_length = keys.shape[1]
+        head_dim = dim // self.num_heads
+        q = self.query_proj(queries).view(batch, query_length, self.num_heads, head_dim).transpose(1, 2)
+        k = self.key_proj(keys).view(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
+        v = self.val_proj(keys).view(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
+        # (batch, heads, query_length, head_dim); scale 1/sqrt(head_dim) is SDPA's default
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout_rate if self.training else 0.0
+        )
+        return attended.transpose(1, 2).reshape(batch, query_length, dim)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout_rate: float):
+        super().__init__()
+        self.first_norm = nn.LayerNorm(dim)
+        self.second_norm = nn.LayerNorm(dim)
+        self.multihead_attention = MultiHeadAttention(dim, num_heads, dropout_rate)
+        self.dense1 = nn.Linear(dim, dim)
+        self.dense2 = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, h: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor,
+                last_only: bool = False) -> torch.Tensor:
+        # last_only: compute just the final position's output (all that scoring needs); the keys
+        # still cover every position, so the result equals the last row of the full computation.
+        queries = self.first_norm(h[:, -1:] if last_only else h)
+        if last_only:
+            allowed, mask = allowed[:, :, -1:], mask[:, -1:]
+        # Keys and values come from the un-normalised h, the residual goes onto the normalised queries.
+        a = self.second_norm(self.multihead_attention(queries, h, allowed) + queries)
+        f = self.dropout(self.dense2(self.dropout(F.relu(self.dense1(a))))) + a
+        return f * mask
+
+
+class GSASRec(nn.Module):
+    def __init__(self, num_items: int, sequence_length: int = 200, embedding_dim: int = 256,
+                 num_heads: int = 4, num_blocks: int = 3, dropout_rate: float = 0.0,
+                 reuse_item_embeddings: bool = False):
+        super().__init__()
+        self.num_items = num_items
+        self.padding_id = padding_id(num_items)
+        self.sequence_length = sequence_length
+        self.reuse_item_embeddings = reuse_item_embeddings
+        rows = embedding_rows(num_items)
+        self.item_embedding = nn.Embedding(rows, embedding_dim)
+        self.position_embedding = nn.Embedding(sequence_length, embedding_dim)
+        self.embeddings_dropout = nn.Dropout(dropout_rate)
+        self.transformer_blocks = nn.ModuleList(
+            TransformerBlock(embedding_dim, num_heads, dropout_rate) for _ in range(num_blocks)
+        )
+        self.seq_norm = nn.LayerNorm(embedding_dim)
+        if not reuse_item_embeddings:
+            self.output_embedding = nn.Embedding(rows, embedding_dim)
+
+    @classmethod
+    def from_config(cls, config, num_items: int) -> "GSASRec":
+        return cls(num_items=num_items, sequence_length=config.sequence_length,
+                   embedding_dim=config.embedding_dim, num_heads=config.num_heads,
+                   num_blocks=config.num_blocks, dropout_rate=config.dropout_rate,
+                   reuse_item_embeddings=config.reuse_item_embeddings)
+
+    @property
+    def output_table(self) -> torch.Tensor:
+        """(num_items + 2, dim): the embeddings that scores are dot products with."""
+        if self.reuse_item_embeddings:
+            return self.item_embedding.weight
+        return self.output_embedding.weight
+
+    def forward(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Sequence embeddings (batch, width, dim) of left-padded inputs (batch, width).
+
+        width may be less than sequence_length: the columns are then the rightmost ones of a full-width
+        input, so they get positions sequence_length - width .. sequence_length - 1, and the result at
+        each non-padding position is what the full-width input gives there.
+        """
+        width = inputs.shape[1]
+        if width > self.sequence_length:
+            raise ValueError(f"inputs have {width} columns, more than sequence_length={self.sequence_length}")
+        mask = (inputs != self.padding_id).unsqueeze(-1)  # (batch, width, 1)
+        positions = torch.arange(self.sequence_length - width, self.sequence_length, device=inputs.device)
+        h = self.item_embedding(inputs) + self.position_embedding(positions)
+        h = self.embeddings_dropout(h) * mask
+        allowed = attention_mask(mask.squeeze(-1))
+        for index, block in enumerate(self.transformer_blocks):
+            is_last = index == len(self.transformer_blocks) - 1
+            h = block(h, allowed, mask, last_only=last_only and is_last)
+        if last_only and not self.transformer_blocks:
+            h = h[:, -1:]
+        return self.seq_norm(h)
+
+    def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores (batch, num_items + 2) of every id at the last position, before any masking."""
+        last = self.forward(inputs, last_only=True)[:, -1]  # (batch, dim)
+        return last @ self.output_table.T
+
+
+def attention_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(batch, 1, width, width) boolean: query i may attend key j.
+
+    Causal (j <= i) and only to non-padding keys. Each position may also attend itself: for a padding
+    query, whose keys are all padding, this replaces the reference's NaN-then-zero softmax with a finite
+    value; that row is multiplied by the padding mask right after, so no result or gradient changes.
+    """
+    width = valid.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+    diagonal = torch.eye(width, dtype=torch.bool, device=valid.device)
+    return ((causal & valid[:, None, :]) | diagonal).unsqueeze(1)

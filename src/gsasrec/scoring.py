@@ -1,0 +1,43 @@
+"""Scores: logits of [positive, negatives] for training; masked top-k lists for prediction."""
+
+from __future__ import annotations
+
+import torch
+
+from gsasrec.items import padding_id
+
+# The dense path computes all num_items + 2 logits per position with one matmul and gathers; the sparse
+# path gathers (positions, 1 + negatives, dim) embeddings. Dense wins while the catalogue is at most
+# about this many times 1 + negatives (benchmarks/RESULTS.md, "logit paths").
+DENSE_LOGITS_RATIO = 24
+
+
+def use_dense_logits(num_items: int, negs_per_pos: int) -> bool:
+    return num_items + 2 <= DENSE_LOGITS_RATIO * (negs_per_pos + 1)
+
+
+def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
+                     negatives: torch.Tensor, dense: bool) -> torch.Tensor:
+    """(positions, 1 + negatives) logits, column 0 the positive.
+
+    hidden: (positions, dim); table: (num_items + 2, dim); positives: (positions,);
+    negatives: (positions, negatives). Both paths give the same values and gradients (tested).
+    """
+    candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (positions, 1 + negatives)
+    if dense:
+        all_logits = hidden @ table.T  # (positions, num_items + 2)
+        return all_logits.gather(1, candidates)
+    embeddings = table[candidates]  # (positions, 1 + negatives, dim)
+    return torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
+
+
+def mask_scores(scores: torch.Tensor, num_items: int, rated: torch.Tensor | None = None) -> torch.Tensor:
+    """Set -inf, in place, for ids that are not items (0 and >= padding id) and for rated items.
+
+    scores: (batch, num_items + 2); rated: (batch, width) item ids, padded with the padding id.
+    """
+    scores[:, 0] = float("-inf")
+    scores[:, padding_id(num_items):] = float("-inf")
+    if rated is not None:
+        scores.scatter_(1, rated, float("-inf"))
+    return scores
