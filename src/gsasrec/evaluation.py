@@ -17,14 +17,6 @@ from gsasrec.model import GSASRec
 from gsasrec.scoring import mask_scores
 
 
-def take(sequences: Sequences, indices: np.ndarray) -> Sequences:
-    """The sequences at `indices`, in that order (vectorised: no loop over users)."""
-    lengths = sequences.lengths[indices]
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    shift = np.repeat(sequences.offsets[:-1][indices] - offsets[:-1], lengths)
-    return Sequences(items=sequences.items[np.arange(offsets[-1]) + shift], offsets=offsets)
-
-
 @torch.no_grad()
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
                 batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +34,7 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
     top_scores = np.zeros((len(inputs), limit), dtype=np.float32)
     for start in range(0, len(inputs), batch_size):
         users = order[start:start + batch_size]
-        histories = take(inputs, users)
+        histories = inputs.take(users)
         width = int(min(max(histories.lengths.max(initial=0), 1), model.sequence_length))
         batch = torch.from_numpy(left_padded(histories, width, model.padding_id)).to(device)
         scores = model.last_scores(batch).float()  # (batch, num_items + 2)

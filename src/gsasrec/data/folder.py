@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -39,12 +41,27 @@ class Sequences:
     def __getitem__(self, index: int) -> np.ndarray:
         return self.items[self.offsets[index]:self.offsets[index + 1]]
 
+    def take(self, indices: np.ndarray) -> "Sequences":
+        """The sequences at `indices`, in that order."""
+        return _slices(self.items, self.offsets[:-1][indices], self.lengths[indices])
+
+    def prefixes(self, keep: np.ndarray) -> "Sequences":
+        """The first keep[u] items of each sequence u."""
+        return _slices(self.items, self.offsets[:-1], np.maximum(keep, 0))
+
     @classmethod
     def from_lists(cls, sequences: list) -> "Sequences":
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         items = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(offsets[-1]))
         return cls(items, offsets)
+
+
+def _slices(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> Sequences:
+    """Sequences made of items[starts[u]:starts[u] + lengths[u]], vectorised (no loop over users)."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    shift = np.repeat(starts - offsets[:-1], lengths)  # (total,) source index minus target index
+    return Sequences(items=items[np.arange(offsets[-1]) + shift], offsets=offsets)
 
 
 @dataclass
@@ -167,3 +184,43 @@ def _first_non_integer(rows: list) -> tuple[int, str]:
             if not -(2**63) <= value < 2**63:
                 return line, token
     return 0, ""
+
+
+def format_sequences(sequences: Sequences) -> str:
+    """The file text of one id sequence per line."""
+    return "".join(" ".join(map(str, sequences[u].tolist())) + "\n" for u in range(len(sequences)))
+
+
+def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, test: Split,
+                  force: bool = False, extra_files: dict | None = None) -> Path:
+    """Write a complete dataset folder atomically: into a temporary sibling, renamed into place at the end.
+
+    An existing folder is replaced only with force=True. extra_files maps relative paths to text.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise GSASRecError(f"dataset folder {path} already exists (use --force to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        files = {"dataset_stats.json": json.dumps(stats, indent=4),
+                 "train/input.txt": format_sequences(train)}
+        for name, split in (("val", val), ("test", test)):
+            files[f"{name}/input.txt"] = format_sequences(split.inputs)
+            files[f"{name}/output.txt"] = "".join(f"{int(t)}\n" for t in split.targets)
+        files.update(extra_files or {})
+        for relative, text in files.items():
+            target = temporary / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        if path.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, retired / path.name)
+            os.replace(temporary, path)
+            shutil.rmtree(retired)
+        else:
+            os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+    return path

@@ -1,0 +1,106 @@
+"""The command line as a user meets it: help, one-line errors with a non-zero exit, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from synthetic import write_config, write_cycle_dataset
+
+from gsasrec.checkpoint import save_checkpoint
+from gsasrec.config import load_config
+from gsasrec.model import GSASRec
+
+
+def gsasrec(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gsasrec", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_help_explains_every_option_with_an_example(command):
+    result = gsasrec(command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and f"gsasrec {command} --" in result.stdout
+    assert "--device" in result.stdout and "--datasets-dir" in result.stdout
+
+
+def assert_one_line_error(result, words):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gsasrec: error:"), result.stderr
+    assert words in lines[0], lines[0]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    write_cycle_dataset(tmp_path / "datasets", num_users=40, num_items=20, val_users=8)
+    config = write_config(tmp_path / "c.py")
+    return tmp_path, config
+
+
+def test_bad_config_value(setup):
+    tmp_path, _ = setup
+    config = write_config(tmp_path / "bad.py", negs_per_pos=0)
+    result = gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, "'negs_per_pos' must be an integer >= 1")
+
+
+def test_malformed_dataset(setup):
+    tmp_path, config = setup
+    (tmp_path / "datasets" / "cycle" / "train" / "input.txt").write_text("1 2 three\n")
+    result = gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, "input.txt:1: 'three' is not an integer item id")
+
+
+def checkpoint_for(tmp_path, name, num_items=20, **fields):
+    config = load_config(write_config(tmp_path / f"{name}.py", **fields))
+    model = GSASRec.from_config(config, num_items)
+    path = tmp_path / f"{name}.pt"
+    save_checkpoint(path, model, config, {"num_users": 40, "num_items": num_items, "num_interactions": 1})
+    return path
+
+
+@pytest.mark.parametrize("fields, num_items, words", [
+    ({}, 30, "trained on num_items=30, but dataset"),
+    ({"embedding_dim": 16}, 20, "trained with embedding_dim=16, but the config says embedding_dim=32"),
+    ({"num_blocks": 3}, 20, "trained with num_blocks=3"),
+])
+def test_mismatched_checkpoint(setup, fields, num_items, words):
+    tmp_path, config = setup
+    checkpoint = checkpoint_for(tmp_path, "other", num_items, **fields)
+    extra = () if num_items != 20 else ("--config", config)
+    result = gsasrec("evaluate", "--checkpoint", checkpoint, "--datasets-dir", tmp_path / "datasets", *extra)
+    assert_one_line_error(result, words)
+
+
+def test_bare_state_dict_that_does_not_fit(setup):
+    tmp_path, config = setup
+    model = GSASRec(20, 16, embedding_dim=32, num_heads=2, num_blocks=1)
+    path = tmp_path / "bare.pt"
+    torch.save(model.state_dict(), path)
+    result = gsasrec("evaluate", f"--config={config}", path, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, "has num_blocks=1, but the config says num_blocks=2")
+    result = gsasrec("evaluate", path, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, "bare state_dict: pass --config")
+
+
+def test_recommendation_limit_below_a_cutoff(setup):
+    tmp_path, config = setup
+    checkpoint = checkpoint_for(tmp_path, "ok")
+    result = gsasrec("evaluate", checkpoint, "--datasets-dir", tmp_path / "datasets", "--metrics", "nDCG@20")
+    assert_one_line_error(result, "must be >= the cutoff of every measure: nDCG@20 needs 20")
+
+
+def test_missing_checkpoint_and_not_a_checkpoint(setup):
+    tmp_path, config = setup
+    assert_one_line_error(gsasrec("evaluate", tmp_path / "nope.pt"), "not found")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello")
+    assert_one_line_error(gsasrec("evaluate", junk), "cannot be read as weights-only")
+
+
+def test_bad_flag_value_exits_non_zero(setup):
+    result = gsasrec("train", "--config", "x.py", "--max-steps", "-3")
+    assert result.returncode == 2 and "expected a whole number >= 1" in result.stderr
