@@ -60,3 +60,29 @@ def test_parameter_count_equals_the_reference_ml1m_checkpoint(reference_dir):
     state_dict = torch.load(reference_dir / "ml1m_gsasrec_step1008.pt", weights_only=True, map_location="cpu")
     model = GSASRec(3416, 200, embedding_dim=128, num_heads=1, num_blocks=2, dropout_rate=0.5)
     assert sum(p.numel() for p in model.parameters()) == sum(v.numel() for v in state_dict.values())
+
+
+def test_cpu_dropout_keeps_the_rate_and_the_expectation():
+    from gsasrec.model import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = dropout(x, 0.3, training=True)
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert torch.equal(dropout(x, 0.3, training=False), x)
+
+
+def test_manual_cpu_attention_equals_sdpa_without_dropout():
+    from gsasrec.model import MultiHeadAttention, attention_mask
+
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 2, dropout_rate=0.0)
+    h = torch.randn(3, 7, 16)
+    valid = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7, [0] * 6 + [1]]).bool()
+    allowed = attention_mask(valid)
+    q, k, v = (p(h).view(3, 7, 2, 8).transpose(1, 2)
+               for p in (attention.query_proj, attention.key_proj, attention.val_proj))
+    manual = attention.attention_with_cpu_dropout(q, k, v, allowed)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    torch.testing.assert_close(manual, sdpa, atol=1e-6, rtol=1e-5)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import secrets
+import sys
 
 import torch
 
@@ -33,3 +35,21 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+def retain_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    A CPU training step allocates several buffers of hundreds of MB (the dense logits and their
+    gradient); handed back and re-faulted every step, their first touch cost more than the work done in
+    them (benchmarks/RESULTS.md). Linux with glibc only; elsewhere this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim_threshold, mmap_threshold = -1, -3  # mallopt parameter numbers from <malloc.h>
+    libc.mallopt(mmap_threshold, 1 << 30)
+    libc.mallopt(trim_threshold, (1 << 31) - 1)

@@ -26,7 +26,7 @@ from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate
 from gsasrec.loss import gbce_beta, gbce_loss
 from gsasrec.model import GSASRec
-from gsasrec.runtime import new_seed, seeded_generator
+from gsasrec.runtime import new_seed, retain_freed_memory, seeded_generator
 from gsasrec.scoring import candidate_logits, use_dense_logits
 
 BEST_CHECKPOINT = "best.pt"
@@ -69,6 +69,8 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
     if len(dataset.val.inputs) == 0:
         raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
     device = options.device
+    if device.type == "cpu":
+        retain_freed_memory()
     seed = options.seed if options.seed is not None else new_seed()
     generator = seeded_generator(seed, device)
     run_dir = Path(options.output_dir or default_run_dir(config.dataset_name))
