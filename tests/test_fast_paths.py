@@ -27,9 +27,10 @@ def test_dense_and_gather_logits_give_the_same_loss_and_gradients():
 
 
 def test_logit_path_choice():
-    assert use_dense_logits(3416, 256)  # ML-1M gSASRec: one matmul beats a 257-wide gather
-    assert not use_dense_logits(3416, 1)  # SASRec: gathering 2 embeddings is cheaper
-    assert not use_dense_logits(1_000_000, 256)
+    assert use_dense_logits(3416, 256, 13_800)  # ML-1M gSASRec: one matmul beats a 257-wide gather
+    assert not use_dense_logits(3416, 1, 13_800)  # SASRec: gathering 2 embeddings is cheaper
+    assert not use_dense_logits(1_000_000, 256, 10)
+    assert not use_dense_logits(30_000, 256, 25_600)  # a 3 GB logit buffer is too much
 
 
 def test_sorted_trimmed_evaluation_equals_plain_full_width_scoring():

@@ -173,7 +173,10 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gsasrec.runtime import retain_freed_memory
+
     args = build_parser().parse_args(argv)
+    retain_freed_memory()
     try:
         args.handler(args)
     except GSASRecError as error:

@@ -7,13 +7,16 @@ import torch
 from gsasrec.items import padding_id
 
 # The dense path computes all num_items + 2 logits per position with one matmul and gathers; the sparse
-# path gathers (positions, 1 + negatives, dim) embeddings. Dense wins while the catalogue is at most
-# about this many times 1 + negatives (benchmarks/RESULTS.md, "logit paths").
-DENSE_LOGITS_RATIO = 24
+# path gathers (positions, 1 + negatives, dim) embeddings. On the CPU dense wins while the catalogue is
+# below about 150 times 1 + negatives (benchmarks/RESULTS.md, "Logit paths"), as long as its
+# (positions, num_items + 2) float32 buffer stays reasonable.
+DENSE_LOGITS_RATIO = 128
+DENSE_LOGITS_MAX_BYTES = 1 << 30
 
 
-def use_dense_logits(num_items: int, negs_per_pos: int) -> bool:
-    return num_items + 2 <= DENSE_LOGITS_RATIO * (negs_per_pos + 1)
+def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> bool:
+    rows = num_items + 2
+    return rows <= DENSE_LOGITS_RATIO * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
 
 
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,

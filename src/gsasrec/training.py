@@ -146,7 +146,6 @@ class TrainingStep:
         self.num_items = num_items
         self.negs_per_pos = config.negs_per_pos
         self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
-        self.dense = use_dense_logits(num_items, config.negs_per_pos)
         self.generator = generator
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -156,7 +155,8 @@ class TrainingStep:
         positions = hidden[valid]  # (positions, dim)
         negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
                                      self.generator, inputs.device)  # (positions, negatives)
-        logits = candidate_logits(positions, self.model.output_table, labels[valid], negatives, self.dense)
+        dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
+        logits = candidate_logits(positions, self.model.output_table, labels[valid], negatives, dense)
         return gbce_loss(logits, self.beta)
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
