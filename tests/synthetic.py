@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gsasrec.data.folder import Sequences, write_dataset
-from gsasrec.data.split import leave_one_out, validation_users
+from gsasrec.data.split import leave_one_out, reference_validation_users
 
 
 def cycle_sequences(num_users: int, num_items: int, seed: int, min_length: int = 6,
@@ -26,7 +26,7 @@ def cycle_sequences(num_users: int, num_items: int, seed: int, min_length: int =
 def write_cycle_dataset(root: Path, name: str = "cycle", num_users: int = 300, num_items: int = 30,
                         val_users: int = 64, seed: int = 0) -> Path:
     sequences = cycle_sequences(num_users, num_items, seed)
-    train, val, test = leave_one_out(sequences, validation_users(num_users, val_users, seed))
+    train, val, test = leave_one_out(sequences, reference_validation_users(num_users, val_users, seed))
     stats = {"num_users": num_users, "num_items": num_items, "num_interactions": int(len(sequences.items))}
     return write_dataset(Path(root) / name, stats, train, val, test)
 

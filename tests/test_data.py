@@ -7,7 +7,7 @@ import pytest
 from synthetic import write_cycle_dataset
 
 from gsasrec.data.folder import Sequences, read_dataset, resolve_datasets_dir
-from gsasrec.data.split import leave_one_out, validation_users
+from gsasrec.data.split import leave_one_out, reference_validation_users
 from gsasrec.errors import GSASRecError
 
 
@@ -89,7 +89,7 @@ def test_ml1m_split_is_byte_identical_to_the_reference(shared_datasets):
     pairs = np.loadtxt(root / "ml-1m.txt", dtype=np.int64)
     counts = np.bincount(pairs[:, 0])[1:]
     sequences = Sequences(pairs[:, 1], np.concatenate([[0], np.cumsum(counts)]))
-    train, val, test = leave_one_out(sequences, validation_users(len(sequences), 512, 42))
+    train, val, test = leave_one_out(sequences, reference_validation_users(len(sequences), 512, 42))
     assert format_sequences(train) == (root / "train" / "input.txt").read_text()
     assert format_sequences(val.inputs) == (root / "val" / "input.txt").read_text()
     assert "".join(f"{t}\n" for t in test.targets) == (root / "test" / "output.txt").read_text()

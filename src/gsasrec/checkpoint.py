@@ -6,7 +6,6 @@ A bare reference state_dict also loads, given a config.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,13 @@ import torch
 
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.errors import GSASRecError
+from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
 
 CHECKPOINT_FORMAT = "gsasrec-checkpoint-1"
 ARCHITECTURE_FIELDS = ("sequence_length", "embedding_dim", "num_heads", "num_blocks",
                        "reuse_item_embeddings")
-
-
-def atomic_torch_save(payload: Any, path: Path) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
 
 
 def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig, dataset_stats: dict,
@@ -40,7 +32,8 @@ def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig,
         "dataset_stats": dict(dataset_stats),
         **extra,
     }
-    atomic_torch_save(payload, path)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def read_checkpoint(path: str | Path) -> dict:

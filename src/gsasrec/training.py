@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,7 @@ from gsasrec.config import GSASRecExperimentConfig
 from gsasrec.data.folder import Dataset
 from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate
+from gsasrec.files import write_text_atomic
 from gsasrec.loss import gbce_beta, gbce_loss
 from gsasrec.model import GSASRec
 from gsasrec.runtime import new_seed, retain_freed_memory, seeded_generator
@@ -189,6 +189,4 @@ def write_run_config(run_dir: Path, config: GSASRecExperimentConfig, options: Ru
         "dataset_stats": dataset.stats,
         "versions": {"torch": torch.__version__},
     }
-    temporary = run_dir / f".{RUN_CONFIG}.tmp"
-    temporary.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(temporary, run_dir / RUN_CONFIG)
+    write_text_atomic(run_dir / RUN_CONFIG, json.dumps(payload, indent=2) + "\n")

@@ -195,7 +195,7 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
                   force: bool = False, extra_files: dict | None = None) -> Path:
     """Write a complete dataset folder atomically: into a temporary sibling, renamed into place at the end.
 
-    An existing folder is replaced only with force=True. extra_files maps relative paths to text.
+    An existing folder is replaced only with force=True. extra_files maps relative paths to text or bytes.
     """
     path = Path(path)
     if path.exists() and not force:
@@ -212,7 +212,10 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
         for relative, text in files.items():
             target = temporary / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            if isinstance(text, bytes):
+                target.write_bytes(text)
+            else:
+                target.write_text(text)
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, retired / path.name)

@@ -12,8 +12,9 @@ import numpy as np
 from gsasrec.data.folder import Sequences, Split
 
 
-def validation_users(num_users: int, count: int, seed: int) -> np.ndarray:
-    """(num_users,) bool: which users (in file order, user id = index + 1) are validation users.
+def reference_validation_users(num_users: int, count: int, seed: int) -> np.ndarray:
+    """(num_users,) bool: which users (in file order, user id = index + 1) are validation users,
+    exactly as the reference's ML-1M split chose them.
 
     The reference draws numpy.random.RandomState(seed).choice(num_users, count, replace=False) and
     compares the draws with 1-based user ids, so a draw of 0 matches nobody; kept for an exact split.
@@ -39,3 +40,13 @@ def leave_one_out(sequences: Sequences, is_validation: np.ndarray) -> tuple[Sequ
     train = sequences.prefixes(lengths - np.where(is_validation, 3, 2))
     return train, val, test
 
+
+
+def sample_validation_users(lengths: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """(users,) bool: `count` users drawn without replacement (numpy RandomState(seed)) among those with
+    at least 3 items, the fewest that leave a training item besides the validation and test targets."""
+    eligible = np.flatnonzero(lengths >= 3)
+    chosen = np.random.RandomState(seed).choice(eligible, min(count, len(eligible)), replace=False)
+    is_validation = np.zeros(len(lengths), dtype=bool)
+    is_validation[chosen] = True
+    return is_validation
