@@ -45,9 +45,11 @@ def main() -> None:
     parser.add_argument("--datasets-dir")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up (default 20)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile needs 2+)")
     parser.add_argument("--quick", action="store_true", help="5 timed steps, 1 warm-up")
     parser.add_argument("--no-eval", action="store_true")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--keep-malloc", action="store_true", help="skip retain_freed_memory (to measure it)")
     args = parser.parse_args()
     if args.quick:
@@ -62,7 +64,7 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), fused=device.type == "cuda")
     batches = TrainingBatches(dataset.train, config.sequence_length, model.padding_id,
                               config.train_batch_size, device)
-    step = TrainingStep(model, optimizer, config, dataset.num_items, generator)
+    step = TrainingStep(model, optimizer, config, dataset.num_items, generator, args.precision, args.compile)
     model.train()
     times = []
     while len(times) < args.warmup + args.steps:
@@ -76,6 +78,7 @@ def main() -> None:
                 break
     median = statistics.median(times[args.warmup:])
     result = {"config": args.config, "device": str(device), "torch": torch.__version__,
+              "precision": args.precision, "compile": args.compile,
               "threads": torch.get_num_threads(), "steps": args.steps,
               "median_step_s": round(median, 4), "steps_per_s": round(1 / median, 2),
               "peak_memory_mb": round(peak_memory_mb(device))}

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after N training steps (validates once more first)")
     train.add_argument("--max-minutes", type=_positive_float, metavar="M",
                        help="stop after M minutes of training (validates once more first)")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="bf16: autocast matrix products to bfloat16, loss in float32; about 1.8x faster "
+                            "on CPUs with bf16 units and on GPUs (default fp32, as the reference)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the model for training (a one-time compile of ~30 s)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show a progress bar (default: only on a terminal)")
     train.set_defaults(handler=run_train)
@@ -242,7 +247,7 @@ def run_train(args: argparse.Namespace) -> None:
     dataset = read_or_build_dataset(config.dataset_name, args.datasets_dir)
     options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                          seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                         progress=args.progress)
+                         progress=args.progress, precision=args.precision, compile=args.compile)
     result = train(config, dataset, options)
     print(f"best {config.val_metric} {result.best_metric:.4f} at step {result.best_step} "
           f"({result.steps} steps, {result.epochs} epochs, {result.seconds:.0f} s)")

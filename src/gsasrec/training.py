@@ -29,6 +29,7 @@ from gsasrec.model import GSASRec
 from gsasrec.runtime import new_seed, retain_freed_memory, seeded_generator
 from gsasrec.scoring import candidate_logits, use_dense_logits
 
+PRECISIONS = ("fp32", "bf16")
 BEST_CHECKPOINT = "best.pt"
 METRICS_LOG = "metrics.jsonl"
 RUN_CONFIG = "config.json"
@@ -44,6 +45,8 @@ class RunOptions:
     max_steps: int | None = None
     max_minutes: float | None = None
     progress: bool | None = None  # None: a bar only on a terminal
+    precision: str = "fp32"  # "bf16": autocast matmuls to bfloat16; the loss stays float32
+    compile: bool = False  # torch.compile the model for training steps
 
 
 @dataclass
@@ -81,7 +84,8 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
     optimizer = torch.optim.Adam(model.parameters(), fused=device.type == "cuda")
     batches = TrainingBatches(dataset.train, config.sequence_length, model.padding_id,
                               config.train_batch_size, device)
-    step_loss = TrainingStep(model, optimizer, config, num_items, generator)
+    step_loss = TrainingStep(model, optimizer, config, num_items, generator, options.precision,
+                             options.compile)
     budget = Budget(options.max_steps, options.max_minutes)
     best = RunResult(run_dir, run_dir / BEST_CHECKPOINT, -math.inf, 0, 0, 0, 0.0)
     epochs_without_improvement = 0
@@ -140,8 +144,14 @@ class TrainingStep:
     """One optimisation step: forward, gBCE over non-padding positions, backward, Adam."""
 
     def __init__(self, model: GSASRec, optimizer: torch.optim.Optimizer, config: GSASRecExperimentConfig,
-                 num_items: int, generator: torch.Generator):
+                 num_items: int, generator: torch.Generator, precision: str = "fp32",
+                 compile: bool = False):
+        if precision not in PRECISIONS:
+            raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model
+        # Evaluation keeps the plain module: its batches change width, which would recompile.
+        self.forward = torch.compile(model) if compile else model
+        self.bf16 = precision == "bf16"
         self.optimizer = optimizer
         self.num_items = num_items
         self.negs_per_pos = config.negs_per_pos
@@ -149,15 +159,16 @@ class TrainingStep:
         self.generator = generator
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        hidden = self.model(inputs)  # (batch, length, dim)
-        valid = inputs != self.model.padding_id  # (batch, length)
-        # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
-        positions = hidden[valid]  # (positions, dim)
-        negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
-                                     self.generator, inputs.device)  # (positions, negatives)
-        dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-        logits = candidate_logits(positions, self.model.output_table, labels[valid], negatives, dense)
-        return gbce_loss(logits, self.beta)
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = self.forward(inputs)  # (batch, length, dim)
+            valid = inputs != self.model.padding_id  # (batch, length)
+            # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
+            positions = hidden[valid]  # (positions, dim)
+            negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
+                                         self.generator, inputs.device)  # (positions, negatives)
+            dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
+            logits = candidate_logits(positions, self.model.output_table, labels[valid], negatives, dense)
+        return gbce_loss(logits, self.beta)  # float32 whatever the autocast dtype
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = self.loss(inputs, labels)
@@ -185,7 +196,8 @@ def write_run_config(run_dir: Path, config: GSASRecExperimentConfig, options: Ru
     payload = {
         "config": config.to_dict(),
         "run": {"seed": seed, "device": str(options.device), "max_steps": options.max_steps,
-                "max_minutes": options.max_minutes, "dataset_path": str(dataset.path)},
+                "max_minutes": options.max_minutes, "precision": options.precision,
+                "compile": options.compile, "dataset_path": str(dataset.path)},
         "dataset_stats": dataset.stats,
         "versions": {"torch": torch.__version__},
     }
