@@ -14,10 +14,6 @@ from gsasrec.data.folder import read_dataset
 from gsasrec.evaluation import evaluate
 from gsasrec.metrics import compute_metrics
 
-# With the reference's N(0, 1) embeddings learning starts slowly; ~800 steps (a few seconds) suffice here.
-PATTERN = {"num_users": 400, "num_items": 50, "val_users": 64}
-
-
 def popularity_metrics(dataset, split):
     """nDCG@10 of ranking unrated items by training popularity."""
     counts = np.bincount(dataset.train.items, minlength=dataset.num_items + 1).astype(float)
@@ -28,19 +24,6 @@ def popularity_metrics(dataset, split):
         scores[split.inputs[u]] = -1
         tops.append(np.argsort(-scores, kind="stable")[:10])
     return compute_metrics(["nDCG@10"], np.array(tops), split.targets)["nDCG@10"]
-
-
-@pytest.fixture
-def pattern_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pattern")
-    write_cycle_dataset(root / "datasets", **PATTERN)
-    config = write_config(root / "cycle.py", sequence_length=20, max_epochs=64, max_batches_per_epoch=13,
-                          dropout_rate=0.2, negs_per_pos=16, early_stopping_patience=100)
-    run_dir = root / "run"
-    code = main(["train", f"--config={config}", "--datasets-dir", str(root / "datasets"),
-                 "--output-dir", str(run_dir), "--seed", "3", "--device", "cpu", "--no-progress"])
-    assert code == 0
-    return root, config, run_dir
 
 
 def test_training_learns_the_pattern_far_above_popularity(pattern_run):

@@ -159,7 +159,8 @@ def attention_mask(valid: torch.Tensor) -> torch.Tensor:
     query, whose keys are all padding, this replaces the reference's NaN-then-zero softmax with a finite
     value; that row is multiplied by the padding mask right after, so no result or gradient changes.
     """
-    width = valid.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
-    diagonal = torch.eye(width, dtype=torch.bool, device=valid.device)
+    index = torch.arange(valid.shape[1], device=valid.device)
+    # Index comparisons rather than tril/eye: they also export to ONNX runtimes.
+    causal = index[None, :] <= index[:, None]  # (query, key)
+    diagonal = index[None, :] == index[:, None]
     return ((causal & valid[:, None, :]) | diagonal).unsqueeze(1)

@@ -119,7 +119,8 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
                 best.best_metric, best.best_step = value, best.steps
                 epochs_without_improvement = 0
                 save_checkpoint(best.best_checkpoint, model, config, dataset.stats, step=best.steps,
-                                epoch=epoch, seed=seed, val_metrics=metrics)
+                                epoch=epoch, seed=seed, val_metrics=metrics,
+                                dataset_path=str(dataset.path.resolve()))
             else:
                 epochs_without_improvement += 1
             epoch_loss = torch.stack(losses).mean().item() if losses else float("nan")

@@ -1,0 +1,143 @@
+"""Inference: "what next for this history?" with external item ids, scores and probabilities.
+
+`probability` is sigmoid(score). For a model trained with gbce_t=1 it is a calibrated estimate of the
+probability that the item is the next interaction (the gSASRec paper's result); for t < 1 it is only a
+monotone transform of the score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gsasrec.batches import left_padded
+from gsasrec.checkpoint import load_model
+from gsasrec.data.folder import Sequences, resolve_datasets_dir
+from gsasrec.errors import GSASRecError
+from gsasrec.model import GSASRec
+from gsasrec.runtime import resolve_device
+from gsasrec.scoring import mask_scores
+
+ItemId = str | int
+
+
+@dataclass
+class Recommendations:
+    """Top items for one history, best first: dicts with rank, item, score, probability, name."""
+
+    items: list[dict]
+    unknown_items: list = field(default_factory=list)
+
+
+class ItemCatalog:
+    """External item ids and names of a dataset folder (item_ids.tsv, item_names.tsv when present).
+
+    Without item_ids.tsv the external ids are the internal ones, 1..num_items.
+    """
+
+    def __init__(self, num_items: int, folder: Path | None = None):
+        self.num_items = num_items
+        self.external: list[ItemId] = list(range(1, num_items + 1))
+        self.names: list[str | None] = [None] * num_items
+        if folder is not None and (folder / "item_ids.tsv").exists():
+            from gsasrec.data.interactions import read_id_table
+
+            self.external = read_id_table(folder / "item_ids.tsv")
+            if len(self.external) != num_items:
+                raise GSASRecError(f"{folder / 'item_ids.tsv'}: {len(self.external)} ids, "
+                                   f"but the model has num_items={num_items}")
+        if folder is not None and (folder / "item_names.tsv").exists():
+            for line in (folder / "item_names.tsv").read_text().splitlines()[1:]:
+                internal, name = line.split("\t", 1)
+                if 1 <= int(internal) <= num_items:
+                    self.names[int(internal) - 1] = name
+        self.internal = {str(item): index for index, item in enumerate(self.external, start=1)}
+
+    def to_internal(self, history: Sequence[ItemId]) -> tuple[list[int], list]:
+        """(known internal ids in order, unknown external ids)."""
+        known, unknown = [], []
+        for item in history:
+            internal = self.internal.get(str(item))
+            if internal is None:
+                unknown.append(item)
+            else:
+                known.append(internal)
+        return known, unknown
+
+    def describe(self, internal: int) -> dict:
+        return {"item": self.external[internal - 1], "name": self.names[internal - 1]}
+
+
+class Recommender:
+    def __init__(self, model: GSASRec, catalog: ItemCatalog, config=None):
+        self.model = model.eval()
+        self.catalog = catalog
+        self.config = config
+        self.device = model.output_table.device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", datasets_dir: str | Path | None = None,
+                        config=None) -> "Recommender":
+        """Load a checkpoint; id maps and names come from its dataset folder when it can be found
+        (the path stored at training time, else <datasets_dir>/<dataset_name>)."""
+        model, config, payload = load_model(path, config, device=resolve_device(device))
+        folder = None
+        candidates = [resolve_datasets_dir(datasets_dir) / config.dataset_name]
+        if payload.get("dataset_path") and datasets_dir is None:
+            candidates.insert(0, Path(payload["dataset_path"]))
+        for candidate in candidates:
+            if candidate.is_dir():
+                folder = candidate
+                break
+        return cls(model, ItemCatalog(model.num_items, folder), config)
+
+    def recommend(self, history: Sequence[ItemId], k: int = 10, exclude_seen: bool = True) -> Recommendations:
+        return self.recommend_batch([history], k, exclude_seen)[0]
+
+    def recommend_batch(self, histories: Sequence[Sequence[ItemId]], k: int | Sequence[int] = 10,
+                        exclude_seen: bool | Sequence[bool] = True) -> list[Recommendations]:
+        """Top-k for each history (external ids, oldest first). Histories longer than sequence_length
+        are cut to their most recent items; unknown ids are reported and ignored for scoring.
+        k and exclude_seen may be given per history."""
+        count = len(histories)
+        ks = [k] * count if isinstance(k, int) else list(k)
+        excludes = [exclude_seen] * count if isinstance(exclude_seen, bool) else list(exclude_seen)
+        mapped = [self.catalog.to_internal(history) for history in histories]
+        for index, (known, _) in enumerate(mapped):
+            if not known:
+                where = "" if count == 1 else f" (history {index})"
+                raise GSASRecError(f"history has no known items{where}: nothing to recommend from")
+        for value in ks:
+            if not 1 <= value <= self.model.num_items:
+                raise GSASRecError(f"k must be between 1 and {self.model.num_items}, got {value}")
+        top_items, top_scores = self.top_internal([known for known, _ in mapped], max(ks), excludes)
+        results = []
+        for row, ((_, unknown), row_k) in enumerate(zip(mapped, ks)):
+            items = []
+            for rank in range(row_k):
+                score = float(top_scores[row, rank])
+                if score == float("-inf"):
+                    break  # everything left was excluded
+                items.append({"rank": rank + 1, **self.catalog.describe(int(top_items[row, rank])),
+                              "score": score, "probability": float(1 / (1 + np.exp(-score)))})
+            results.append(Recommendations(items=items, unknown_items=unknown))
+        return results
+
+    @torch.no_grad()
+    def top_internal(self, histories: list[list[int]], k: int, exclude_seen: list[bool]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """(histories, k) internal ids and scores, one forward pass for the whole batch."""
+        sequences = Sequences.from_lists(histories)
+        width = self.model.sequence_length
+        inputs = torch.from_numpy(left_padded(sequences, width, self.model.padding_id)).to(self.device)
+        scores = self.model.last_scores(inputs).float()  # (batch, num_items + 2)
+        longest = int(max(sequences.lengths.max(), 1))
+        rated = left_padded(sequences, longest, self.model.padding_id)
+        rated[~np.asarray(exclude_seen)] = self.model.padding_id  # these rows keep their history
+        mask_scores(scores, self.model.num_items, torch.from_numpy(rated).to(self.device))
+        best = torch.topk(scores, k, dim=1)
+        return best.indices.cpu().numpy(), best.values.cpu().numpy()

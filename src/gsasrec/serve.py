@@ -1,0 +1,191 @@
+"""HTTP service over Recommender (FastAPI + uvicorn, the `serve` extra).
+
+Concurrent requests are answered in batches: each request waits a few milliseconds in a queue, and
+one forward pass scores everything that arrived meanwhile.
+"""
+
+
+import asyncio
+from typing import Optional, Union
+
+from gsasrec.errors import GSASRecError
+from gsasrec.recommender import Recommender
+
+MAX_K = 100
+MAX_HISTORY = 10_000
+MAX_BATCH = 256
+MAX_BODY_BYTES = 1 << 20
+BATCH_WAIT_SECONDS = 0.002
+
+
+def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = MAX_HISTORY,
+               max_batch: int = MAX_BATCH, max_body_bytes: int = MAX_BODY_BYTES):
+    from fastapi import FastAPI, HTTPException
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+    ItemId = Union[StrictStr, StrictInt]
+    max_k = min(max_k, recommender.model.num_items)
+
+    class RecommendRequest(BaseModel):
+        history: list[ItemId] = Field(min_length=1, max_length=max_history,
+                                      description="item ids, oldest first")
+        k: int = Field(10, ge=1, le=max_k)
+        exclude_seen: bool = True
+
+    class BatchRequest(BaseModel):
+        histories: list[list[ItemId]] = Field(min_length=1, max_length=max_batch)
+        k: int = Field(10, ge=1, le=max_k)
+        exclude_seen: bool = True
+
+    class Item(BaseModel):
+        rank: int
+        item: ItemId
+        name: Optional[str]
+        score: float
+        probability: float
+
+    class RecommendResponse(BaseModel):
+        items: list[Item]
+        unknown_items: list[ItemId]
+
+    class BatchResponse(BaseModel):
+        results: list[RecommendResponse]
+
+    app = FastAPI(title="gsasrec", description="Next-item recommendations from a gSASRec/SASRec checkpoint.")
+    batcher = Batcher(recommender, max_batch)
+
+    @app.post("/recommend", response_model=RecommendResponse)
+    async def recommend(request: RecommendRequest):
+        """Top-k next items for one history; unknown ids are listed and ignored."""
+        result = await batcher.submit(request.history, request.k, request.exclude_seen)
+        return {"items": result.items, "unknown_items": result.unknown_items}
+
+    @app.post("/recommend/batch", response_model=BatchResponse)
+    async def recommend_batch(request: BatchRequest):
+        """Top-k for several histories at once."""
+        for index, history in enumerate(request.histories):
+            if len(history) > max_history:
+                raise HTTPException(422, f"history {index} has {len(history)} items, at most {max_history}")
+        results = await asyncio.gather(*(batcher.submit(h, request.k, request.exclude_seen)
+                                         for h in request.histories), return_exceptions=True)
+        for index, result in enumerate(results):
+            if isinstance(result, HTTPException):
+                raise HTTPException(result.status_code, f"history {index}: {result.detail}")
+            if isinstance(result, BaseException):
+                raise result
+        return {"results": [{"items": r.items, "unknown_items": r.unknown_items} for r in results]}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "num_items": recommender.model.num_items,
+                "sequence_length": recommender.model.sequence_length, "device": str(recommender.device)}
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: str):
+        internal = recommender.catalog.internal.get(item_id)
+        if internal is None:
+            raise HTTPException(404, f"unknown item id {item_id!r}")
+        return {"internal_id": internal, **recommender.catalog.describe(internal)}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_, error: RequestValidationError):
+        # The offending input is left out: echoing a 10 MB history back helps nobody.
+        errors = [{key: value for key, value in e.items() if key not in ("input", "ctx", "url")}
+                  for e in error.errors()]
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(GSASRecError)
+    async def user_error(_, error: GSASRecError):
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    return BodyLimit(app, max_body_bytes)
+
+
+class Batcher:
+    """Collects concurrent requests for a moment and scores them in one forward pass."""
+
+    def __init__(self, recommender: Recommender, max_batch: int):
+        self.recommender = recommender
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue | None = None
+        self.worker: asyncio.Task | None = None
+
+    async def submit(self, history, k: int, exclude_seen: bool):
+        from fastapi import HTTPException
+
+        if self.worker is None or self.worker.done():
+            self.queue = asyncio.Queue()
+            self.worker = asyncio.create_task(self.run())
+        known, _ = self.recommender.catalog.to_internal(history)
+        if not known:
+            raise HTTPException(422, "history has no known items: nothing to recommend from")
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((history, k, exclude_seen, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            await asyncio.sleep(BATCH_WAIT_SECONDS)
+            while not self.queue.empty() and len(jobs) < self.max_batch:
+                jobs.append(self.queue.get_nowait())
+            histories, ks, excludes, futures = zip(*jobs)
+            try:
+                results = await asyncio.to_thread(self.recommender.recommend_batch, list(histories),
+                                                  list(ks), list(excludes))
+            except Exception as error:  # one bad batch must not stop the worker
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for future, result in zip(futures, results):
+                if not future.done():
+                    future.set_result(result)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for request bodies over `limit` bytes, declared or streamed."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self.refuse(send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except BodyTooLarge:
+            await self.refuse(send)
+
+    async def refuse(self, send) -> None:
+        body = b'{"detail":"request body too large"}'
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def serve(recommender: Recommender, host: str = "127.0.0.1", port: int = 8000, **limits) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(recommender, **limits), host=host, port=port, log_level="info")

@@ -1,0 +1,124 @@
+"""The HTTP service, started for real on a free loopback port and called over HTTP."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, path, body=None, raw=None):
+    """(status, parsed JSON) of a GET, or a POST of `body` (JSON) or `raw` bytes."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(base + path, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def server(pattern_run):
+    _, _, run_dir = pattern_run
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "gsasrec", "serve", "--checkpoint", str(run_dir / "best.pt"),
+                                "--port", str(port), "--max-k", "20", "--max-history", "500"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if call(base, "/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if time.time() > deadline or process.poll() is not None:
+            process.kill()
+            raise AssertionError("server did not start")
+        time.sleep(0.2)
+    yield base, process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_health_items_and_docs(server):
+    base, _ = server
+    status, health = call(base, "/health")
+    assert status == 200 and health["status"] == "ok" and health["num_items"] == 50
+    assert call(base, "/items/13") == (200, {"internal_id": 13, "item": 13, "name": None})
+    assert call(base, "/items/999")[0] == 404
+    with urllib.request.urlopen(base + "/docs", timeout=30) as response:
+        assert response.status == 200
+    assert call(base, "/openapi.json")[1]["paths"].keys() >= {"/recommend", "/recommend/batch", "/health"}
+
+
+def test_recommend_planted_pattern(server):
+    base, _ = server
+    status, body = call(base, "/recommend", {"history": [10, 11, "12", "unknown-item"], "k": 3})
+    assert status == 200
+    assert body["items"][0]["item"] == 13 and len(body["items"]) == 3
+    assert body["unknown_items"] == ["unknown-item"]
+    assert 0 < body["items"][0]["probability"] < 1
+    status, body = call(base, "/recommend/batch", {"histories": [[10, 11, 12], [30, 31, 32, 33, 34, 35, 36]], "k": 1})
+    assert status == 200 and [r["items"][0]["item"] for r in body["results"]] == [13, 37]
+
+
+def test_concurrent_requests_are_all_answered_correctly(server):
+    base, _ = server
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: call(base, "/recommend", {"history": [10, 11, 12], "k": 1}), range(64)))
+    assert all(status == 200 and body["items"][0]["item"] == 13 for status, body in answers)
+
+
+@pytest.mark.parametrize("body, raw, status", [
+    ({"history": []}, None, 422),
+    ({"history": ["nope", 999]}, None, 422),
+    ({"history": "1 2 3"}, None, 422),
+    ({"history": [1.5, 2]}, None, 422),
+    ({"history": [1, 2], "k": 21}, None, 422),
+    ({"history": [1, 2], "k": 0}, None, 422),
+    ({"history": [1] * 501}, None, 422),
+    ({"histories": [[1], ["nope"]]}, None, 422),
+    (None, b'{"history": [1, 2', 422),
+    (None, b"not json at all", 422),
+    (None, b'{"history": [' + b"1," * 600_000 + b"1]}", 413),
+])
+def test_bad_requests_are_refused_cleanly(server, body, raw, status):
+    base, _ = server
+    path = "/recommend/batch" if body and "histories" in body else "/recommend"
+    got, answer = call(base, path, body, raw)
+    assert got == status, answer
+    assert "detail" in answer
+
+
+def test_a_thousand_bad_requests_do_not_crash_or_grow_the_server(server):
+    base, process = server
+    call(base, "/recommend", {"history": [1, 2, 3]})
+    before = rss_kb(process.pid)
+    bad = [b'{"history": [1, 2', b'{"history": "x"}', b'{"history": [], "k": 5}', b'{"k": 99999}',
+           json.dumps({"history": ["nope"] * 400}).encode()]
+    for index in range(1000):
+        assert call(base, "/recommend", raw=bad[index % len(bad)])[0] == 422
+    assert process.poll() is None
+    assert call(base, "/recommend", {"history": [10, 11, 12], "k": 1})[1]["items"][0]["item"] == 13
+    grown_mb = (rss_kb(process.pid) - before) / 1024
+    assert grown_mb < 30, f"server grew by {grown_mb:.1f} MB"
