@@ -48,10 +48,19 @@ class TrainingBatches:
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
+    def shuffle(self, generator: torch.Generator) -> torch.Tensor:
+        """A new order of all users (the same on every rank, given the same generator state)."""
+        return torch.randperm(len(self.rows), generator=generator, device=generator.device).to(self.rows.device)
+
+    def batch(self, order: torch.Tensor, index: int, part: int = 0, parts: int = 1
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of global batch `index` of `order`; with parts > 1, this rank's share."""
+        users = order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.rows[users.tensor_split(parts)[part]]  # (batch / parts, sequence_length + 1)
+        return rows[:, :-1], rows[:, 1:]
+
     def epoch(self, max_batches: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, labels) batches, at most max_batches of them."""
-        order = torch.randperm(len(self.rows), generator=generator, device=generator.device)
-        order = order.to(self.rows.device)
-        for start in range(0, min(len(self), max_batches) * self.batch_size, self.batch_size):
-            rows = self.rows[order[start:start + self.batch_size]]  # (batch, sequence_length + 1)
-            yield rows[:, :-1], rows[:, 1:]
+        order = self.shuffle(generator)
+        for index in range(min(len(self), max_batches)):
+            yield self.batch(order, index)

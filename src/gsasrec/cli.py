@@ -15,7 +15,14 @@ EXAMPLES = {
     "train": """examples:
   gsasrec train --config configs/ml1m_gsasrec.py
   gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
-  gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try""",
+  gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try
+  gsasrec train --resume runs/try                    # after Ctrl-C, SIGTERM or a crash
+  gsasrec train --config configs/ml1m_gsasrec.py --nproc 2
+  torchrun --nproc_per_node=4 -m gsasrec train --config configs/ml1m_gsasrec.py""",
+    "runs": """examples:
+  gsasrec runs list
+  gsasrec runs list other/runs --json
+  gsasrec runs show runs/ml1m-20261128-101500""",
     "evaluate": """examples:
   gsasrec evaluate --checkpoint runs/ml1m-20261128-101500/best.pt
   gsasrec evaluate --config=configs/ml1m_gsasrec.py --checkpoint ref.pt --split test --json
@@ -63,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train gSASRec/SASRec on a dataset folder. Validates after every epoch, keeps the best "
                     "checkpoint by val_metric, stops early after early_stopping_patience epochs without "
                     "improvement.", epilog=EXAMPLES["train"])
-    train.add_argument("--config", required=True, metavar="FILE",
+    train.add_argument("--config", metavar="FILE",
                        help="Python config file defining config = GSASRecExperimentConfig(...)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue an interrupted run from its last.pt (instead of --config)")
+    train.add_argument("--nproc", type=_positive_int, metavar="N",
+                       help="data-parallel on N local processes (a shortcut for torchrun --nproc_per_node=N "
+                            "-m gsasrec train ...): gloo on CPU, NCCL on GPUs")
     add_common(train)
     train.add_argument("--output-dir", metavar="DIR",
                        help="run directory for config.json, metrics.jsonl, best.pt "
@@ -110,7 +122,60 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=run_evaluate)
     add_data_commands(commands)
     add_serving_commands(commands)
+    add_runs_commands(commands)
     return parser
+
+
+def add_runs_commands(commands) -> None:
+    runs = commands.add_parser("runs", help="summarise training runs", formatter_class=_formatter,
+                               epilog=EXAMPLES["runs"],
+                               description="List run directories or show one: best validation metric, steps, "
+                                           "time, whether it can be resumed.")
+    actions = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="one line per run under a folder", formatter_class=_formatter,
+                                 epilog=EXAMPLES["runs"])
+    listing.add_argument("root", nargs="?", default="runs", help="folder of run directories (default runs)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=run_runs_list)
+    show = actions.add_parser("show", help="one run in detail", formatter_class=_formatter, epilog=EXAMPLES["runs"])
+    show.add_argument("run_dir", help="run directory")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=run_runs_show)
+
+
+def run_runs_list(args: argparse.Namespace) -> None:
+    from gsasrec.runs import find_runs, summarize_run
+
+    summaries = [summarize_run(run) for run in find_runs(Path(args.root))]
+    if args.json:
+        for summary in summaries:
+            print(json.dumps(summary))
+        return
+    if not summaries:
+        print(f"no runs under {args.root}")
+        return
+    print(f"{'run':<40} {'dataset':<10} {'metric':<9} {'best':>7} {'step':>7} {'epochs':>6} {'min':>6}  resumable")
+    for s in summaries:
+        best = f"{s['best']:.4f}" if s["best"] is not None else "-"
+        print(f"{s['run']:<40} {str(s['dataset']):<10} {s['val_metric']:<9} {best:>7} {str(s['best_step']):>7} "
+              f"{s['epochs']:>6} {s['minutes']:>6}  {'yes' if s['resumable'] else 'no'}")
+
+
+def run_runs_show(args: argparse.Namespace) -> None:
+    from gsasrec.runs import read_records, summarize_run
+
+    summary = summarize_run(Path(args.run_dir))
+    config = json.loads((Path(args.run_dir) / "config.json").read_text())
+    if args.json:
+        print(json.dumps({**summary, "config": config, "epochs_log": read_records(Path(args.run_dir))}))
+        return
+    for key, value in summary.items():
+        print(f"{key:<12} {value}")
+    print("config       " + ", ".join(f"{k}={v}" for k, v in config["config"].items()))
+    print("environment  " + ", ".join(f"{k}={v}" for k, v in config.get("environment", {}).items()))
+    for record in read_records(Path(args.run_dir))[-5:]:
+        metrics = " ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items())
+        print(f"  epoch {record['epoch']:>4} step {record['step']:>7} loss {record['loss']:.4f} {metrics}")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -357,22 +422,58 @@ def run_data_stats(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from gsasrec.config import load_config
-    from gsasrec.data.folder import read_dataset
-    from gsasrec.runtime import resolve_device
-    from gsasrec.training import RunOptions, train
+    import os
 
-    config = load_config(args.config)
+    from gsasrec.config import load_config
+    from gsasrec.distributed import launch
+    from gsasrec.runtime import resolve_device
+    from gsasrec.training import RunOptions, resume, train
+
+    if (args.config is None) == (args.resume is None):
+        raise GSASRecError("train needs exactly one of --config FILE or --resume RUN_DIR")
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        code = launch(args.nproc, without_option(args.argv, "--nproc"))
+        if code != 0:
+            raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above")
+        return
     device = resolve_device(args.device)
-    dataset = read_or_build_dataset(config.dataset_name, args.datasets_dir)
     options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                          seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
                          progress=args.progress, precision=args.precision, compile=args.compile)
-    result = train(config, dataset, options)
-    print(f"best {config.val_metric} {result.best_metric:.4f} at step {result.best_step} "
+    if args.resume:
+        run_dir = Path(args.resume)
+        stored = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+        name = stored.get("config", {}).get("dataset_name")
+        if name is None:
+            raise GSASRecError(f"{run_dir} is not a run directory (no config.json)")
+        datasets_dir = args.datasets_dir or str(Path(stored["run"]["dataset_path"]).parent)
+        result = resume(run_dir, read_or_build_dataset(name, datasets_dir), options)
+        metric = stored["config"]["val_metric"]
+    else:
+        config = load_config(args.config)
+        result = train(config, read_or_build_dataset(config.dataset_name, args.datasets_dir), options)
+        metric = config.val_metric
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if result.interrupted:
+        raise GSASRecError(f"interrupted at step {result.steps}; resume with: gsasrec train --resume {result.run_dir}")
+    print(f"best {metric} {result.best_metric:.4f} at step {result.best_step} "
           f"({result.steps} steps, {result.epochs} epochs, {result.seconds:.0f} s)")
     print(f"best checkpoint: {result.best_checkpoint}")
     print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """argv without `name VALUE` / `name=VALUE`."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == name:
+            skip = True
+        elif not word.startswith(name + "="):
+            kept.append(word)
+    return kept
 
 
 def read_or_build_dataset(name: str, datasets_dir: str | None):
@@ -454,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     from gsasrec.runtime import retain_freed_memory
 
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     retain_freed_memory()
     try:
         args.handler(args)

@@ -1,38 +1,40 @@
 """The training loop (SPEC.md, "Training"): Adam, epochs of at most max_batches_per_epoch batches,
 validation after each epoch, the best checkpoint by val_metric, early stopping.
 
-A run directory holds config.json (the resolved config and run options), metrics.jsonl (one line per
-epoch) and best.pt.
+Runs are resumable: after every epoch (and on SIGTERM or Ctrl-C, mid-epoch) the whole state goes to
+last.pt: weights, optimizer, every random stream, the epoch's user order and the position in it, and
+the early-stopping state. A resumed CPU run with a fixed seed ends with the same weights as one that was
+never interrupted. With torchrun (WORLD_SIZE > 1) the loop runs data-parallel (distributed.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
+import signal
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from gsasrec.batches import TrainingBatches, sample_negatives
-from gsasrec.checkpoint import save_checkpoint
-from gsasrec.config import GSASRecExperimentConfig
+from gsasrec.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset
+from gsasrec.distributed import from_main, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate
-from gsasrec.files import write_text_atomic
+from gsasrec.files import atomic_path
 from gsasrec.loss import gbce_beta, gbce_loss
 from gsasrec.model import GSASRec
-from gsasrec.runtime import new_seed, retain_freed_memory, seeded_generator
+from gsasrec.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, append_record, default_run_dir, draw_curve,
+                          environment, keep_records_before, write_run_config)
+from gsasrec.runtime import new_seed, retain_freed_memory
 from gsasrec.scoring import candidate_logits, use_dense_logits
 
 PRECISIONS = ("fp32", "bf16")
-BEST_CHECKPOINT = "best.pt"
-METRICS_LOG = "metrics.jsonl"
-RUN_CONFIG = "config.json"
 
 
 @dataclass
@@ -58,87 +60,262 @@ class RunResult:
     steps: int
     epochs: int
     seconds: float
+    interrupted: bool = False
+    model: GSASRec | None = field(default=None, repr=False)  # the final weights
 
 
-def default_run_dir(dataset_name: str) -> Path:
-    return Path("runs") / f"{dataset_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+@dataclass
+class Progress:
+    """Where the run is; saved in last.pt."""
 
+    epoch: int = 1  # the epoch under way, 1-based
+    batch: int = 0  # batches of it done
+    steps: int = 0
+    best_metric: float = -math.inf
+    best_step: int = 0
+    epochs_without_improvement: int = 0
+    epoch_losses: list = field(default_factory=list)
+    seconds: float = 0.0  # training wall time before this process
+    finished: bool = False  # early stopping or max_epochs ended it (a budget stop can be resumed)
+
+
+CONTINUE, BUDGET_SPENT, INTERRUPTED = 0, 1, 2
 
 def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions) -> RunResult:
     """Train until early stopping, max_epochs, --max-steps or --max-minutes; return where the best is."""
-    num_items = dataset.num_items
-    if num_items < 2:
-        raise GSASRecError(f"dataset {dataset.name}: training needs at least 2 items, found {num_items}")
-    if len(dataset.val.inputs) == 0:
-        raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
-    device = options.device
-    if device.type == "cpu":
-        retain_freed_memory()
-    seed = options.seed if options.seed is not None else new_seed()
-    generator = seeded_generator(seed, device)
-    run_dir = Path(options.output_dir or default_run_dir(config.dataset_name))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(run_dir, config, options, seed, dataset)
-
-    model = GSASRec.from_config(config, num_items).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), fused=device.type == "cuda")
-    batches = TrainingBatches(dataset.train, config.sequence_length, model.padding_id,
-                              config.train_batch_size, device)
-    step_loss = TrainingStep(model, optimizer, config, num_items, generator, options.precision,
-                             options.compile)
-    budget = Budget(options.max_steps, options.max_minutes)
-    best = RunResult(run_dir, run_dir / BEST_CHECKPOINT, -math.inf, 0, 0, 0, 0.0)
-    epochs_without_improvement = 0
-    started = time.perf_counter()
-    log = (run_dir / METRICS_LOG).open("a")
-    hide_bar = None if options.progress is None else not options.progress  # None: tqdm decides (tty)
-    steps_per_epoch = min(len(batches), config.max_batches_per_epoch)
+    trainer = Trainer(config, dataset, options)
     try:
-        for epoch in range(1, config.max_epochs + 1):
-            model.train()
-            losses = []
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", unit="step", leave=False,
-                       disable=hide_bar, dynamic_ncols=True)
-            for inputs, labels in batches.epoch(config.max_batches_per_epoch, generator):
-                losses.append(step_loss(inputs, labels))
-                best.steps += 1
-                bar.update(1)
-                if best.steps % 10 == 0:
-                    bar.set_postfix(loss=f"{torch.stack(losses[-10:]).mean().item():.4f}")
-                if budget.spent(best.steps):
-                    break
-            bar.close()
-            train_seconds = time.perf_counter() - started
+        return trainer.run()
+    finally:
+        leave(trainer.world)
+
+
+def resume(run_dir: str | Path, dataset: Dataset, options: RunOptions) -> RunResult:
+    """Continue the run in run_dir from its last.pt (options' seed and output_dir are ignored)."""
+    state = read_last(Path(run_dir))
+    if state["progress"].get("finished"):
+        raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
+    config = config_from_dict(state["config"])
+    options.output_dir, options.seed = Path(run_dir), state["seed"]
+    trainer = Trainer(config, dataset, options, resume_state=state)
+    try:
+        return trainer.run()
+    finally:
+        leave(trainer.world)
+
+
+def read_last(run_dir: Path) -> dict:
+    path = run_dir / LAST_CHECKPOINT
+    if not path.exists():
+        raise GSASRecError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise GSASRecError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
+    if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+        raise GSASRecError(f"{path} is not a gsasrec resume state")
+    return state
+
+
+class Trainer:
+    def __init__(self, config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions,
+                 resume_state: dict | None = None):
+        if dataset.num_items < 2:
+            raise GSASRecError(f"dataset {dataset.name}: training needs at least 2 items, found {dataset.num_items}")
+        if len(dataset.val.inputs) == 0:
+            raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
+        self.config, self.dataset, self.options = config, dataset, options
+        self.world = join(options.device)
+        device = self.world.device
+        if device.type == "cpu":
+            retain_freed_memory()
+        self.seed = options.seed if options.seed is not None else new_seed()
+        self.seed = from_main(self.world, self.seed)
+        self.run_dir = Path(options.output_dir or default_run_dir(config.dataset_name))
+        torch.manual_seed(self.seed)  # model initialisation (identical on every rank) and dropout
+        self.model = GSASRec.from_config(config, dataset.num_items).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), fused=device.type == "cuda")
+        # One stream orders users (the same on every rank), one draws negatives (different per rank).
+        self.order_generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.negatives_generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * (self.world.rank + 1))
+        self.batches = TrainingBatches(dataset.train, config.sequence_length, self.model.padding_id,
+                                       config.train_batch_size, device)
+        network = self.model
+        if self.world.distributed:
+            network = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.step = TrainingStep(self.model, self.optimizer, config, dataset.num_items, self.negatives_generator,
+                                 options.precision, options.compile, network=network)
+        self.progress = Progress()
+        self.order: torch.Tensor | None = None
+        self.steps_per_epoch = min(len(self.batches), config.max_batches_per_epoch)
+        self.interrupted = False
+        if resume_state is not None:
+            self.load_state(resume_state)
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_state is None:
+                write_run_config(self.run_dir, self.describe())
+            else:
+                keep_records_before(self.run_dir, self.progress.epoch)
+
+    def describe(self) -> dict:
+        o = self.options
+        return {"config": self.config.to_dict(),
+                "run": {"seed": self.seed, "device": str(self.world.device), "max_steps": o.max_steps,
+                        "max_minutes": o.max_minutes, "precision": o.precision, "compile": o.compile,
+                        "world_size": self.world.size, "dataset_path": str(self.dataset.path)},
+                "dataset_stats": self.dataset.stats,
+                "environment": environment(self.world.device, self.world.size)}
+
+    def run(self) -> RunResult:
+        p, config, world = self.progress, self.config, self.world
+        budget = Budget(self.options.max_steps, self.options.max_minutes)
+        started = time.perf_counter() - p.seconds
+        previous_handlers = self.catch_signals()
+        stop = False
+        try:
+            while p.epoch <= config.max_epochs and not stop:
+                self.model.train()
+                if self.order is None:
+                    self.order = self.batches.shuffle(self.order_generator)
+                bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch}", unit="step",
+                           leave=False, dynamic_ncols=True, disable=self.hide_bar())
+                while p.batch < self.steps_per_epoch:
+                    inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size)
+                    p.epoch_losses.append(self.step(inputs, labels))
+                    p.batch += 1
+                    p.steps += 1
+                    bar.update(1)
+                    if p.steps % 10 == 0:
+                        bar.set_postfix(loss=f"{torch.stack(p.epoch_losses[-10:]).mean().item():.4f}")
+                    # One decision per step, rank 0's, so that every rank stops at the same step.
+                    decision = from_main(world, INTERRUPTED if self.interrupted
+                                         else BUDGET_SPENT if budget.spent(p.steps) else CONTINUE)
+                    if decision == INTERRUPTED:
+                        bar.close()
+                        return self.stop_interrupted(started)
+                    if decision == BUDGET_SPENT:
+                        stop = True
+                        break
+                bar.close()
+                early_stop = self.end_epoch(started)
+                p.finished = early_stop or p.epoch > config.max_epochs
+                stop = stop or early_stop
+                p.seconds = time.perf_counter() - started
+                self.save_last()
+        finally:
+            restore_signals(previous_handlers)
+        return self.result(started)
+
+    def end_epoch(self, started: float) -> bool:
+        """Validate (rank 0), log, keep the best; True when early stopping says stop."""
+        p, config = self.progress, self.config
+        epoch_loss = torch.stack(p.epoch_losses).mean().item() if p.epoch_losses else float("nan")
+        epoch_loss = mean_over_ranks(self.world, epoch_loss)
+        stop = False
+        if self.world.is_main:
             validation_started = time.perf_counter()
-            metrics = evaluate(model, dataset.val, config.metrics + [config.val_metric],
+            metrics = evaluate(self.model, self.dataset.val, config.metrics + [config.val_metric],
                                config.recommendation_limit, config.filter_rated, config.eval_batch_size)
             validation_seconds = time.perf_counter() - validation_started
             value = metrics[config.val_metric]
-            improved = value > best.best_metric
+            improved = value > p.best_metric
             if improved:
-                best.best_metric, best.best_step = value, best.steps
-                epochs_without_improvement = 0
-                save_checkpoint(best.best_checkpoint, model, config, dataset.stats, step=best.steps,
-                                epoch=epoch, seed=seed, val_metrics=metrics,
-                                dataset_path=str(dataset.path.resolve()))
+                p.best_metric, p.best_step, p.epochs_without_improvement = value, p.steps, 0
+                save_checkpoint(self.run_dir / BEST_CHECKPOINT, self.model, config, self.dataset.stats,
+                                step=p.steps, epoch=p.epoch, seed=self.seed, val_metrics=metrics,
+                                dataset_path=str(self.dataset.path.resolve()))
             else:
-                epochs_without_improvement += 1
-            epoch_loss = torch.stack(losses).mean().item() if losses else float("nan")
-            record = {"epoch": epoch, "step": best.steps, "loss": epoch_loss, "metrics": metrics,
-                      "best": improved, "seconds": round(time.perf_counter() - started, 3),
-                      "validation_seconds": round(validation_seconds, 3)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            tqdm.write(f"epoch {epoch} step {best.steps} loss {epoch_loss:.4f} "
+                p.epochs_without_improvement += 1
+            elapsed = time.perf_counter() - started
+            append_record(self.run_dir, {"epoch": p.epoch, "step": p.steps, "loss": epoch_loss, "metrics": metrics,
+                                         "best": improved, "seconds": round(elapsed, 3),
+                                         "validation_seconds": round(validation_seconds, 3)})
+            draw_curve(self.run_dir, config.val_metric)
+            tqdm.write(f"epoch {p.epoch} step {p.steps} loss {epoch_loss:.4f} "
                        + " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                       + (" (best)" if improved else "") + f" [{train_seconds:.0f}s]")
-            best.epochs = epoch
-            if budget.spent(best.steps) or epochs_without_improvement >= config.early_stopping_patience:
-                break
-    finally:
-        log.close()
-    best.seconds = time.perf_counter() - started
-    return best
+                       + (" (best)" if improved else "") + f" [{elapsed:.0f}s]")
+            stop = p.epochs_without_improvement >= config.early_stopping_patience
+        stop = bool(from_main(self.world, int(stop)))
+        p.epoch, p.batch, p.epoch_losses, self.order = p.epoch + 1, 0, [], None
+        return stop
+
+    def stop_interrupted(self, started: float) -> RunResult:
+        self.progress.seconds = time.perf_counter() - started
+        self.save_last()
+        if self.world.is_main:
+            tqdm.write(f"interrupted: saved {self.run_dir / LAST_CHECKPOINT} at step {self.progress.steps}; "
+                       f"continue with: gsasrec train --resume {self.run_dir}")
+        result = self.result(started)
+        result.interrupted = True
+        return result
+
+    def result(self, started: float) -> RunResult:
+        p = self.progress
+        return RunResult(self.run_dir, self.run_dir / BEST_CHECKPOINT, p.best_metric, p.best_step, p.steps,
+                         p.epoch - 1, time.perf_counter() - started, model=self.model)
+
+    # --- state for resuming --------------------------------------------------------------------------
+
+    def save_last(self) -> None:
+        if not self.world.is_main:
+            return
+        p = self.progress
+        progress = {**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]}
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "config": self.config.to_dict(), "dataset_stats": dict(self.dataset.stats), "seed": self.seed,
+            "optimizer": self.optimizer.state_dict(), "progress": progress,
+            "rng": {"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
+                    "negatives": self.negatives_generator.get_state(),
+                    "cuda": torch.cuda.get_rng_state(self.world.device) if self.world.device.type == "cuda" else None},
+            "order": self.order.cpu() if self.order is not None else None,
+        }
+        with atomic_path(self.run_dir / LAST_CHECKPOINT) as temporary:
+            torch.save(state, temporary)
+
+    def load_state(self, state: dict) -> None:
+        if self.world.distributed:
+            raise GSASRecError("--resume runs in one process; resume a distributed run without torchrun/--nproc")
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        saved = dict(state["progress"])
+        saved["epoch_losses"] = [torch.tensor(x) for x in saved["epoch_losses"]]
+        self.progress = Progress(**saved)
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.order_generator.set_state(rng["order"])
+        self.negatives_generator.set_state(rng["negatives"])
+        if rng.get("cuda") is not None and self.world.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.world.device)
+        if state.get("order") is not None:
+            self.order = state["order"].to(self.world.device)
+
+    # --- signals ---------------------------------------------------------------------------------------
+
+    def catch_signals(self) -> dict:
+        """SIGTERM and Ctrl-C finish the current step, save last.pt and return."""
+        def interrupt(signum, frame):
+            self.interrupted = True
+
+        handlers = {}
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                handlers[signum] = signal.signal(signum, interrupt)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return handlers
+
+    def hide_bar(self) -> bool | None:
+        if not self.world.is_main:
+            return True
+        return None if self.options.progress is None else not self.options.progress
+
+
+def restore_signals(handlers: dict) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 class TrainingStep:
@@ -146,12 +323,13 @@ class TrainingStep:
 
     def __init__(self, model: GSASRec, optimizer: torch.optim.Optimizer, config: GSASRecExperimentConfig,
                  num_items: int, generator: torch.Generator, precision: str = "fp32",
-                 compile: bool = False):
+                 compile: bool = False, network: torch.nn.Module | None = None):
         if precision not in PRECISIONS:
             raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model
+        network = network if network is not None else model  # the DDP wrapper when distributed
         # Evaluation keeps the plain module: its batches change width, which would recompile.
-        self.forward = torch.compile(model) if compile else model
+        self.forward = torch.compile(network) if compile else network
         self.bf16 = precision == "bf16"
         self.optimizer = optimizer
         self.num_items = num_items
@@ -190,16 +368,3 @@ class Budget:
         if self.max_steps is not None and steps >= self.max_steps:
             return True
         return self.deadline is not None and time.perf_counter() >= self.deadline
-
-
-def write_run_config(run_dir: Path, config: GSASRecExperimentConfig, options: RunOptions, seed: int,
-                     dataset: Dataset) -> None:
-    payload = {
-        "config": config.to_dict(),
-        "run": {"seed": seed, "device": str(options.device), "max_steps": options.max_steps,
-                "max_minutes": options.max_minutes, "precision": options.precision,
-                "compile": options.compile, "dataset_path": str(dataset.path)},
-        "dataset_stats": dataset.stats,
-        "versions": {"torch": torch.__version__},
-    }
-    write_text_atomic(run_dir / RUN_CONFIG, json.dumps(payload, indent=2) + "\n")

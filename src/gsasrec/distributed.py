@@ -1,0 +1,81 @@
+"""Data-parallel training on PyTorch's own engine: torchrun sets the environment, this module joins it.
+
+Every rank holds the whole model and the same shuffled order of users; a global batch is split across
+ranks, each rank draws its own negatives, and DDP averages the gradients. Validation, checkpoints and
+logs are rank 0's; decisions that end a loop (early stopping, budgets, signals) are made by rank 0 and
+broadcast, so all ranks stop at the same step.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def join(device: torch.device) -> World:
+    """Join the process group that torchrun describes (WORLD_SIZE > 1); otherwise a world of one.
+
+    gloo on the CPU, NCCL on GPUs (one GPU per rank, by LOCAL_RANK).
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World(device=device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        # Ranks on one machine share its cores.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
+
+
+def leave(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def from_main(world: World, value: int) -> int:
+    """Rank 0's integer, on every rank (a decision, or the seed when none was given)."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=world.device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
+def mean_over_ranks(world: World, value: float) -> float:
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=world.device)
+    dist.all_reduce(tensor)
+    return tensor.item() / world.size
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run `gsasrec <argv>` on nproc local ranks through torchrun; returns its exit code."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "gsasrec", *argv]
+    return subprocess.call(command)

@@ -1,0 +1,117 @@
+"""A run directory describes one training run completely:
+
+    config.json      the resolved config, run options, dataset stats, environment (versions, device)
+    metrics.jsonl    one JSON line per epoch: epoch, step, loss, validation metrics, seconds
+    curve.png        validation metric against steps and against wall time, redrawn every epoch
+    best.pt          the best checkpoint by val_metric
+    last.pt          everything needed to resume: weights, optimizer, RNG states, progress
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsasrec.errors import GSASRecError
+from gsasrec.files import atomic_path, write_text_atomic
+
+RUN_CONFIG = "config.json"
+METRICS_LOG = "metrics.jsonl"
+CURVE = "curve.png"
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
+
+
+def default_run_dir(dataset_name: str) -> Path:
+    return Path("runs") / f"{dataset_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def environment(device: torch.device, world_size: int) -> dict:
+    from gsasrec import __version__
+
+    env = {"gsasrec": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+           "numpy": np.__version__, "platform": platform.platform(), "device": str(device),
+           "threads": torch.get_num_threads(), "world_size": world_size,
+           "started": datetime.now().isoformat(timespec="seconds")}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def write_run_config(run_dir: Path, payload: dict) -> None:
+    write_text_atomic(run_dir / RUN_CONFIG, json.dumps(payload, indent=2) + "\n")
+
+
+def read_records(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_record(run_dir: Path, record: dict) -> None:
+    with open(Path(run_dir) / METRICS_LOG, "a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def keep_records_before(run_dir: Path, epoch: int) -> None:
+    """Drop log lines of epochs that a resumed run will repeat."""
+    kept = [r for r in read_records(run_dir) if r["epoch"] < epoch]
+    write_text_atomic(Path(run_dir) / METRICS_LOG, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def draw_curve(run_dir: Path, metric: str) -> Path | None:
+    """curve.png: the validation metric against steps and against minutes."""
+    records = read_records(run_dir)
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    minutes = [r["seconds"] / 60 for r in records]
+    values = [r["metrics"].get(metric, float("nan")) for r in records]
+    figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100, sharey=True)
+    for axes, x, label in ((by_step, steps, "training steps"), (by_time, minutes, "wall time, minutes")):
+        axes.plot(x, values, marker=".", color="#3b75af")
+        axes.set_xlabel(label)
+        axes.grid(alpha=0.3)
+    by_step.set_ylabel(f"validation {metric}")
+    figure.suptitle(Path(run_dir).name)
+    figure.tight_layout()
+    with atomic_path(Path(run_dir) / CURVE) as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+    return Path(run_dir) / CURVE
+
+
+def summarize_run(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_CONFIG).exists():
+        raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
+    payload = json.loads((run_dir / RUN_CONFIG).read_text())
+    config = payload.get("config", {})
+    metric = config.get("val_metric", "nDCG@10")
+    records = read_records(run_dir)
+    best = max(records, key=lambda r: r["metrics"].get(metric, -1), default=None)
+    return {
+        "run": str(run_dir), "dataset": config.get("dataset_name"), "val_metric": metric,
+        "epochs": records[-1]["epoch"] if records else 0, "steps": records[-1]["step"] if records else 0,
+        "minutes": round(records[-1]["seconds"] / 60, 1) if records else 0.0,
+        "best": best["metrics"].get(metric) if best else None, "best_step": best["step"] if best else None,
+        "last_loss": records[-1]["loss"] if records else None,
+        "resumable": (run_dir / LAST_CHECKPOINT).exists(), "started": payload.get("environment", {}).get("started"),
+        "device": payload.get("environment", {}).get("device"),
+    }
+
+
+def find_runs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in Path(root).glob(f"*/{RUN_CONFIG}"))

@@ -1,0 +1,105 @@
+"""Runs survive interruption: SIGKILL and SIGTERM on a real subprocess, then --resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from synthetic import write_config, write_cycle_dataset
+
+from gsasrec.cli import main
+from gsasrec.runs import CURVE, read_records
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    write_cycle_dataset(tmp_path / "datasets", num_users=256, num_items=30, val_users=16)
+    config = write_config(tmp_path / "c.py", max_epochs=6, max_batches_per_epoch=8, train_batch_size=32,
+                          early_stopping_patience=100, negs_per_pos=8)
+    return tmp_path, config
+
+
+def train_command(tmp_path, config, run_dir, *extra):
+    return [sys.executable, "-m", "gsasrec", "train", "--config", str(config), "--datasets-dir",
+            str(tmp_path / "datasets"), "--output-dir", str(run_dir), "--seed", "5", "--no-progress", *extra]
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "last.pt", weights_only=True)["state_dict"]
+
+
+def wait_for_epochs(run_dir, epochs, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(read_records(run_dir)) >= epochs and (run_dir / "last.pt").exists():
+            return
+        assert process.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("no epochs logged in time")
+
+
+def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run):
+    tmp_path, config = small_run
+    straight = tmp_path / "straight"
+    assert subprocess.run(train_command(tmp_path, config, straight), capture_output=True).returncode == 0
+    broken = tmp_path / "broken"
+    process = subprocess.Popen(train_command(tmp_path, config, broken), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    wait_for_epochs(broken, 2, process)
+    time.sleep(0.3)  # well into the next epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    records = read_records(broken)
+    assert 2 <= len(records) < 6
+    assert main(["train", "--resume", str(broken), "--no-progress"]) == 0
+    final_straight, final_resumed = weights(straight), weights(broken)
+    for key in final_straight:
+        assert torch.equal(final_straight[key], final_resumed[key]), key
+    assert [r["epoch"] for r in read_records(broken)] == [1, 2, 3, 4, 5, 6]
+    assert [r["metrics"] for r in read_records(broken)] == [r["metrics"] for r in read_records(straight)]
+    assert main(["train", "--resume", str(broken)]) == 2  # finished: nothing to resume
+
+
+def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run):
+    tmp_path, config = small_run
+    straight = tmp_path / "straight"
+    assert subprocess.run(train_command(tmp_path, config, straight), capture_output=True).returncode == 0
+    stopped = tmp_path / "stopped"
+    process = subprocess.Popen(train_command(tmp_path, config, stopped), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for_epochs(stopped, 1, process)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2 and "gsasrec train --resume" in stderr
+    state = torch.load(stopped / "last.pt", weights_only=True)
+    assert not state["progress"]["finished"]
+    assert main(["train", "--resume", str(stopped), "--no-progress"]) == 0
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(stopped)[key]), key
+
+
+def test_run_directory_and_runs_commands(small_run, capsys):
+    tmp_path, config = small_run
+    run_dir = tmp_path / "runs" / "one"
+    assert main(["train", "--config", str(config), "--datasets-dir", str(tmp_path / "datasets"),
+                 "--output-dir", str(run_dir), "--max-steps", "10", "--seed", "1"]) == 0
+    described = json.loads((run_dir / "config.json").read_text())
+    assert {"config", "run", "dataset_stats", "environment"} <= set(described)
+    assert described["environment"]["torch"] == torch.__version__
+    assert (run_dir / CURVE).read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists()
+    capsys.readouterr()
+    assert main(["runs", "list", str(tmp_path / "runs"), "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(listed) == 1 and listed[0]["steps"] == 10 and listed[0]["resumable"] is True
+    assert main(["runs", "show", str(run_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert "best" in shown and "epoch" in shown and "environment" in shown
+    assert main(["runs", "show", str(tmp_path)]) == 2
+    # A budget-stopped run can go on: resume with a new budget continues from step 10.
+    assert main(["train", "--resume", str(run_dir), "--max-steps", "14"]) == 0
+    assert read_records(run_dir)[-1]["step"] == 14
