@@ -22,7 +22,7 @@ import torch
 from gsasrec.batches import TrainingBatches
 from gsasrec.config import load_config
 from gsasrec.data.folder import read_dataset
-from gsasrec.evaluation import evaluate
+from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.runtime import resolve_device, retain_freed_memory, seeded_generator
 from gsasrec.training import TrainingStep
@@ -86,8 +86,7 @@ def main() -> None:
         for _ in range(2):  # the first run warms up
             synchronize(device)
             started = time.perf_counter()
-            evaluate(model, dataset.test, config.metrics, config.recommendation_limit, config.filter_rated,
-                     config.eval_batch_size)
+            evaluate_config(model, dataset.test, config)
             synchronize(device)
         result["eval_test_users"] = len(dataset.test.inputs)
         result["eval_s"] = round(time.perf_counter() - started, 3)

@@ -49,3 +49,18 @@ def test_sorted_trimmed_evaluation_equals_plain_full_width_scoring():
         best = torch.topk(plain, 7)
         assert items[u].tolist() == best.indices.tolist()
         np.testing.assert_allclose(scores[u], best.values.numpy(), atol=1e-5)
+
+
+def test_blockwise_top_k_equals_one_matrix():
+    from gsasrec.scoring import top_k
+
+    torch.manual_seed(3)
+    hidden, table = torch.randn(9, 8), torch.randn(1002, 8)  # 1000 items
+    rated = torch.randint(1, 1001, (9, 40))
+    rated[0] = 1001  # a row with nothing rated (all padding)
+    full_ids, full_scores = top_k(hidden, table, 10, 1000, rated)
+    for budget in (9 * 10, 9 * 37, 9 * 500):  # blocks of 10, 37 (uneven) and 500 items
+        ids, scores = top_k(hidden, table, 10, 1000, rated, max_elements=budget)
+        assert torch.equal(ids, full_ids) and torch.allclose(scores, full_scores)
+    assert not set(full_ids[1].tolist()) & set(rated[1].tolist())
+    assert 0 not in full_ids and 1001 not in full_ids

@@ -492,7 +492,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from gsasrec.checkpoint import load_model
     from gsasrec.config import load_config, make_config
     from gsasrec.data.folder import read_dataset
-    from gsasrec.evaluation import evaluate
+    from gsasrec.evaluation import evaluate_config
     from gsasrec.runtime import resolve_device
 
     checkpoint = args.checkpoint or args.checkpoint_path
@@ -512,8 +512,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise GSASRecError(f"checkpoint {checkpoint} was trained on num_items={model.num_items}, "
                            f"but dataset {dataset.path} has num_items={dataset.num_items}")
     started = time.perf_counter()
-    metrics = evaluate(model, dataset.split(args.split), config.metrics, config.recommendation_limit,
-                       config.filter_rated, config.eval_batch_size)
+    metrics = evaluate_config(model, dataset.split(args.split), config)
     seconds = time.perf_counter() - started
     users = len(dataset.split(args.split).inputs)
     print(f"{args.split}: {users} users, top {config.recommendation_limit}, "

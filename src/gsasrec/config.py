@@ -39,6 +39,9 @@ class GSASRecExperimentConfig:
     eval_batch_size: int = 512
     recommendation_limit: int = 10
     reuse_item_embeddings: bool = False
+    # Not in the reference: evaluation scores items in blocks of at most this many (users x items)
+    # elements, so a large catalogue never needs a full (users, items) matrix.
+    score_chunk_elements: int = 1 << 26
 
     def __post_init__(self) -> None:
         # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
@@ -115,7 +118,7 @@ def validate(config: GSASRecExperimentConfig) -> None:
            "a non-empty string", c.dataset_name)
     positive_ints = ("sequence_length", "embedding_dim", "train_batch_size", "num_heads", "num_blocks",
                      "negs_per_pos", "max_epochs", "max_batches_per_epoch", "early_stopping_patience",
-                     "eval_batch_size", "recommendation_limit")
+                     "eval_batch_size", "recommendation_limit", "score_chunk_elements")
     for name in positive_ints:
         value = getattr(c, name)
         _check(_is_int(value) and value >= 1, name, "an integer >= 1", value)

@@ -14,16 +14,17 @@ from gsasrec.batches import left_padded
 from gsasrec.data.folder import Sequences, Split
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
-from gsasrec.scoring import mask_scores
+from gsasrec.scoring import top_k
 
 
 @torch.no_grad()
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
-                batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 512, max_score_elements: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(users, limit) item ids and their scores, best first, in the order of `inputs`.
 
     With filter_rated every item anywhere in the user's input gets -inf, also items older than the
-    last sequence_length ones that the model sees.
+    last sequence_length ones that the model sees. max_score_elements bounds the (users, items) score
+    blocks (scoring.top_k).
     """
     was_training = model.training
     model.eval()
@@ -37,21 +38,27 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
         histories = inputs.take(users)
         width = int(min(max(histories.lengths.max(initial=0), 1), model.sequence_length))
         batch = torch.from_numpy(left_padded(histories, width, model.padding_id)).to(device)
-        scores = model.last_scores(batch).float()  # (batch, num_items + 2)
         rated = None
         if filter_rated:
             rated_width = int(max(histories.lengths.max(initial=0), 1))
             rated = torch.from_numpy(left_padded(histories, rated_width, model.padding_id)).to(device)
-        mask_scores(scores, num_items, rated)
-        best = torch.topk(scores, limit, dim=1)
-        top_items[users] = best.indices.cpu().numpy()
-        top_scores[users] = best.values.cpu().numpy()
+        ids, scores = top_k(model.last_hidden(batch), model.output_table, limit, num_items, rated,
+                            max_score_elements)
+        top_items[users] = ids.cpu().numpy()
+        top_scores[users] = scores.cpu().numpy()
     model.train(was_training)
     return top_items, top_scores
 
 
 def evaluate(model: GSASRec, split: Split, metrics: list, limit: int, filter_rated: bool,
-             batch_size: int = 512) -> dict[str, float]:
+             batch_size: int = 512, max_score_elements: int | None = None) -> dict[str, float]:
     """Mean of each ir-measures measure over the split's users."""
-    top_items, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size)
+    top_items, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size, max_score_elements)
     return compute_metrics(metrics, top_items, split.targets)
+
+
+def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None = None) -> dict[str, float]:
+    """evaluate() with the settings of an experiment config (limit, filtering, batch, score blocks)."""
+    return evaluate(model, split, metrics if metrics is not None else config.metrics,
+                    config.recommendation_limit, config.filter_rated, config.eval_batch_size,
+                    config.score_chunk_elements)

@@ -146,10 +146,13 @@ class GSASRec(nn.Module):
             h = h[:, -1:]
         return self.seq_norm(h)
 
+    def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(batch, dim): the sequence embedding at the last position, which scores the next item."""
+        return self.forward(inputs, last_only=True)[:, -1]
+
     def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Scores (batch, num_items + 2) of every id at the last position, before any masking."""
-        last = self.forward(inputs, last_only=True)[:, -1]  # (batch, dim)
-        return last @ self.output_table.T
+        return self.last_hidden(inputs) @ self.output_table.T
 
 
 def attention_mask(valid: torch.Tensor) -> torch.Tensor:

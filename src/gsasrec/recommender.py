@@ -20,7 +20,7 @@ from gsasrec.data.folder import Sequences, resolve_datasets_dir
 from gsasrec.errors import GSASRecError
 from gsasrec.model import GSASRec
 from gsasrec.runtime import resolve_device
-from gsasrec.scoring import mask_scores
+from gsasrec.scoring import top_k
 
 ItemId = str | int
 
@@ -78,6 +78,7 @@ class Recommender:
         self.catalog = catalog
         self.config = config
         self.device = model.output_table.device
+        self.max_score_elements = config.score_chunk_elements if config is not None else None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", datasets_dir: str | Path | None = None,
@@ -134,10 +135,9 @@ class Recommender:
         sequences = Sequences.from_lists(histories)
         width = self.model.sequence_length
         inputs = torch.from_numpy(left_padded(sequences, width, self.model.padding_id)).to(self.device)
-        scores = self.model.last_scores(inputs).float()  # (batch, num_items + 2)
         longest = int(max(sequences.lengths.max(), 1))
         rated = left_padded(sequences, longest, self.model.padding_id)
         rated[~np.asarray(exclude_seen)] = self.model.padding_id  # these rows keep their history
-        mask_scores(scores, self.model.num_items, torch.from_numpy(rated).to(self.device))
-        best = torch.topk(scores, k, dim=1)
-        return best.indices.cpu().numpy(), best.values.cpu().numpy()
+        ids, scores = top_k(self.model.last_hidden(inputs), self.model.output_table, k, self.model.num_items,
+                            torch.from_numpy(rated).to(self.device), self.max_score_elements)
+        return ids.cpu().numpy(), scores.cpu().numpy()

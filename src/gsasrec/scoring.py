@@ -44,3 +44,38 @@ def mask_scores(scores: torch.Tensor, num_items: int, rated: torch.Tensor | None
     if rated is not None:
         scores.scatter_(1, rated, float("-inf"))
     return scores
+
+
+def top_k(hidden: torch.Tensor, table: torch.Tensor, k: int, num_items: int,
+          rated: torch.Tensor | None = None, max_elements: int | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, k) best item ids and scores of hidden @ table.T, non-items and rated items excluded.
+
+    hidden: (batch, dim); table: (num_items + 2, dim); rated: (batch, width) ids padded with the padding
+    id. With max_elements, scores are computed for blocks of items so that no (batch, block) matrix has
+    more elements than that, and the blocks' top-k lists are merged: a large catalogue never needs a
+    (batch, num_items) matrix.
+    """
+    rows = table.shape[0]
+    block = rows if max_elements is None else max(k, max_elements // max(len(hidden), 1))
+    if block >= rows:
+        scores = mask_scores((hidden @ table.T).float(), num_items, rated)  # (batch, num_items + 2)
+        best = torch.topk(scores, k, dim=1)
+        return best.indices, best.values
+    best_ids = torch.empty(len(hidden), 0, dtype=torch.long, device=hidden.device)
+    best_scores = torch.empty(len(hidden), 0, device=hidden.device)
+    for start in range(0, rows, block):
+        end = min(start + block, rows)
+        scores = (hidden @ table[start:end].T).float()  # (batch, block)
+        ids = torch.arange(start, end, device=hidden.device)
+        scores[:, (ids == 0) | (ids >= padding_id(num_items))] = float("-inf")
+        if rated is not None:
+            inside = (rated >= start) & (rated < end)  # (batch, width)
+            users = torch.arange(len(hidden), device=hidden.device).unsqueeze(1).expand_as(rated)
+            scores[users[inside], rated[inside] - start] = float("-inf")
+        block_best = torch.topk(scores, min(k, end - start), dim=1)
+        merged_scores = torch.cat([best_scores, block_best.values], dim=1)
+        merged_ids = torch.cat([best_ids, block_best.indices + start], dim=1)
+        keep = torch.topk(merged_scores, min(k, merged_scores.shape[1]), dim=1)
+        best_scores, best_ids = keep.values, merged_ids.gather(1, keep.indices)
+    return best_ids, best_scores

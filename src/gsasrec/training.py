@@ -25,7 +25,7 @@ from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset
 from gsasrec.distributed import from_main, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError
-from gsasrec.evaluation import evaluate
+from gsasrec.evaluation import evaluate_config
 from gsasrec.files import atomic_path
 from gsasrec.loss import gbce_beta, gbce_loss
 from gsasrec.model import GSASRec
@@ -215,8 +215,7 @@ class Trainer:
         stop = False
         if self.world.is_main:
             validation_started = time.perf_counter()
-            metrics = evaluate(self.model, self.dataset.val, config.metrics + [config.val_metric],
-                               config.recommendation_limit, config.filter_rated, config.eval_batch_size)
+            metrics = evaluate_config(self.model, self.dataset.val, config, config.metrics + [config.val_metric])
             validation_seconds = time.perf_counter() - validation_started
             value = metrics[config.val_metric]
             improved = value > p.best_metric
