@@ -14,12 +14,22 @@ from gsasrec.cli import main
 from gsasrec.runs import CURVE, read_records
 
 
-@pytest.fixture
-def small_run(tmp_path):
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("resume")
     write_cycle_dataset(tmp_path / "datasets", num_users=256, num_items=30, val_users=16)
     config = write_config(tmp_path / "c.py", max_epochs=6, max_batches_per_epoch=8, train_batch_size=32,
                           early_stopping_patience=100, negs_per_pos=8)
     return tmp_path, config
+
+
+@pytest.fixture(scope="module")
+def straight(small_run):
+    """The same run, never interrupted."""
+    tmp_path, config = small_run
+    run_dir = tmp_path / "straight"
+    assert subprocess.run(train_command(tmp_path, config, run_dir), capture_output=True).returncode == 0
+    return run_dir
 
 
 def train_command(tmp_path, config, run_dir, *extra):
@@ -41,10 +51,8 @@ def wait_for_epochs(run_dir, epochs, process, timeout=120):
     raise AssertionError("no epochs logged in time")
 
 
-def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run):
+def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run, straight):
     tmp_path, config = small_run
-    straight = tmp_path / "straight"
-    assert subprocess.run(train_command(tmp_path, config, straight), capture_output=True).returncode == 0
     broken = tmp_path / "broken"
     process = subprocess.Popen(train_command(tmp_path, config, broken), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -63,10 +71,8 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run):
     assert main(["train", "--resume", str(broken)]) == 2  # finished: nothing to resume
 
 
-def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run):
+def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight):
     tmp_path, config = small_run
-    straight = tmp_path / "straight"
-    assert subprocess.run(train_command(tmp_path, config, straight), capture_output=True).returncode == 0
     stopped = tmp_path / "stopped"
     process = subprocess.Popen(train_command(tmp_path, config, stopped), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
