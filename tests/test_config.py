@@ -45,6 +45,9 @@ def test_ir_measures_objects_are_accepted(tmp_path):
     ("filter_rated", "yes", "'filter_rated' must be True or False"),
     ("metrics", ["nDCG@10", "Bogus@3"], "'metrics': 'Bogus@3' is not an ir-measures measure"),
     ("metrics", ["nDCG@20"], "recommendation_limit' must be >= the cutoff of every measure: nDCG@20"),
+    ("loss", "bpr", "'loss' must be one of 'gbce', 'ce', 'sampled_ce'"),
+    ("learning_rate", 0, "'learning_rate' must be a number > 0"),
+    ("init_std", -1.0, "'init_std' must be None or a number > 0"),
 ])
 def test_impossible_values_name_the_field(tmp_path, field, value, words):
     path = write_config(tmp_path / "c.py", **{field: value})

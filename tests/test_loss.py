@@ -56,3 +56,42 @@ def test_mask_excludes_positions():
     mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
     expected = gbce_loss(logits[mask.bool()], 0.5)
     assert gbce_loss(logits, 0.5, mask).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_full_ce_is_softmax_cross_entropy_over_items_only():
+    from gsasrec.loss import full_ce_loss
+
+    torch.manual_seed(0)
+    all_logits = torch.randn(6, 12)  # 10 items: columns 0 (id 0) and 11 (padding) are not items
+    positives = torch.tensor([1, 5, 10, 3, 3, 7])
+    expected = F.cross_entropy(all_logits[:, 1:11], positives - 1)
+    assert full_ce_loss(all_logits, positives).item() == pytest.approx(expected.item(), rel=1e-6)
+    all_logits[:, 0] = all_logits[:, 11] = 1e4  # huge non-item logits change nothing
+    assert full_ce_loss(all_logits, positives).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_sampled_ce_leaves_out_negatives_equal_to_the_positive():
+    from gsasrec.loss import sampled_ce_loss
+
+    logits = torch.tensor([[2.0, 1.0, 5.0, 0.5]])
+    candidates = torch.tensor([[7, 3, 7, 4]])  # the second negative is the positive itself
+    expected = F.cross_entropy(torch.tensor([[2.0, 1.0, 0.5]]), torch.tensor([0]))
+    assert sampled_ce_loss(logits, candidates).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled_ce"])
+def test_other_losses_train_end_to_end(tmp_path, loss):
+    import json
+
+    from synthetic import write_config, write_cycle_dataset
+
+    from gsasrec.cli import main
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=300, num_items=30, val_users=32)
+    config = write_config(tmp_path / "c.py", loss=loss, init_std=0.05, learning_rate=0.005, max_epochs=10,
+                          max_batches_per_epoch=10, negs_per_pos=8, early_stopping_patience=100)
+    assert main(["train", "--config", str(config), "--datasets-dir", str(tmp_path / "datasets"),
+                 "--output-dir", str(tmp_path / "run"), "--seed", "0"]) == 0
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert max(r["metrics"]["nDCG@10"] for r in records) > 0.5  # popularity is about 0.1 here

@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="users scored at once (default: the config's eval_batch_size)")
     evaluate.add_argument("--json", action="store_true",
                           help="end the output with one JSON object mapping each measure to its value")
+    evaluate.add_argument("--calibration", action="store_true",
+                          help="also report the expected calibration error (ECE) of sigmoid(score) as the "
+                               "probability of being the next item, and save a reliability diagram")
+    evaluate.add_argument("--calibration-negatives", type=_positive_int, default=1000, metavar="M",
+                          help="non-target items sampled per user for --calibration (default 1000)")
+    evaluate.add_argument("--calibration-plot", metavar="PNG",
+                          help="where to save the reliability diagram (default: <checkpoint>_calibration.png)")
     add_common(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
     add_data_commands(commands)
@@ -517,11 +524,24 @@ def run_evaluate(args: argparse.Namespace) -> None:
     users = len(dataset.split(args.split).inputs)
     print(f"{args.split}: {users} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}, {seconds:.2f} s on {device}", file=sys.stderr)
+    if args.calibration:
+        metrics["ECE"] = report_calibration(model, dataset.split(args.split), args, checkpoint)
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
         print(f"{name:<{width}}  {value:.6f}")
     if args.json:
         print(json.dumps(metrics))
+
+
+def report_calibration(model, split, args: argparse.Namespace, checkpoint: str) -> float:
+    from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
+
+    probabilities, labels, weights = scored_pairs(model, split, args.calibration_negatives)
+    calibration = expected_calibration_error(probabilities, labels, weights)
+    plot = Path(args.calibration_plot or f"{Path(checkpoint).with_suffix('')}_calibration.png")
+    save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
+    print(f"reliability diagram: {plot}", file=sys.stderr)
+    return calibration.ece
 
 
 def _positive_int(text: str) -> int:

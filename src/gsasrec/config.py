@@ -15,6 +15,7 @@ from typing import Any
 from gsasrec.errors import GSASRecError
 
 DEFAULT_METRICS = ("nDCG@10", "R@1", "R@10")
+LOSSES = ("gbce", "ce", "sampled_ce")
 
 
 @dataclass
@@ -42,6 +43,13 @@ class GSASRecExperimentConfig:
     # Not in the reference: evaluation scores items in blocks of at most this many (users x items)
     # elements, so a large catalogue never needs a full (users, items) matrix.
     score_chunk_elements: int = 1 << 26
+    # Not in the reference (its behaviour is the default): the training loss ("gbce"; "ce", softmax
+    # cross-entropy over the whole catalogue; "sampled_ce", softmax over the positive and the uniform
+    # negatives), Adam's learning rate, and the standard deviation of the normal initialisation of the
+    # embedding tables (None: PyTorch's default N(0, 1), as the reference).
+    loss: str = "gbce"
+    learning_rate: float = 0.001
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
@@ -127,6 +135,10 @@ def validate(config: GSASRecExperimentConfig) -> None:
     _check(_is_number(c.dropout_rate) and 0 <= c.dropout_rate < 1, "dropout_rate",
            "a number in [0, 1)", c.dropout_rate)
     _check(_is_number(c.gbce_t) and 0 <= c.gbce_t <= 1, "gbce_t", "a number in [0, 1]", c.gbce_t)
+    _check(c.loss in LOSSES, "loss", f"one of {', '.join(map(repr, LOSSES))}", c.loss)
+    _check(_is_number(c.learning_rate) and c.learning_rate > 0, "learning_rate", "a number > 0", c.learning_rate)
+    _check(c.init_std is None or (_is_number(c.init_std) and c.init_std > 0), "init_std",
+           "None or a number > 0", c.init_std)
     for name in ("filter_rated", "reuse_item_embeddings"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)

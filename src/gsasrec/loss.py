@@ -1,4 +1,6 @@
-"""gBCE (SPEC.md, "Training"): BCE over [positive, negatives] with the positive's probability raised to beta.
+"""Training losses. gBCE (SPEC.md, "Training"), the reference's: BCE over [positive, negatives] with the
+positive's probability raised to beta. Beyond the reference: softmax cross-entropy over the whole
+catalogue, and sampled softmax over [positive, negatives].
 
 The reference reaches the loss through a float64 logit transform with clamps. Here the same value comes
 from the closed form -log(sigmoid(s)^beta) = beta * softplus(-s), which is exact and stable in float32,
@@ -35,3 +37,22 @@ def gbce_loss(logits: torch.Tensor, beta: float, mask: torch.Tensor | None = Non
         mask = mask.to(per_position.dtype)
         return (per_position * mask).sum() / (mask.sum() * (negatives + 1))
     return per_position.mean() / (negatives + 1)
+
+
+def full_ce_loss(all_logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy over the catalogue. all_logits: (positions, num_items + 2), whose
+    first and last columns (id 0 and the padding id) are not items; positives: (positions,)."""
+    items = all_logits[:, 1:-1].float()  # (positions, num_items): column j is item j + 1
+    return F.cross_entropy(items, positives - 1)
+
+
+def sampled_ce_loss(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy over [positive, negatives] (column 0 the positive). A negative that
+    is the positive itself is left out, so the target never competes with a copy of itself.
+
+    logits, candidates: (positions, 1 + negatives).
+    """
+    logits = logits.float()
+    same = candidates[:, 1:] == candidates[:, :1]  # (positions, negatives)
+    logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))

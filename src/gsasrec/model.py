@@ -93,7 +93,7 @@ class TransformerBlock(nn.Module):
 class GSASRec(nn.Module):
     def __init__(self, num_items: int, sequence_length: int = 200, embedding_dim: int = 256,
                  num_heads: int = 4, num_blocks: int = 3, dropout_rate: float = 0.0,
-                 reuse_item_embeddings: bool = False):
+                 reuse_item_embeddings: bool = False, init_std: float | None = None):
         super().__init__()
         self.num_items = num_items
         self.padding_id = padding_id(num_items)
@@ -109,13 +109,19 @@ class GSASRec(nn.Module):
         self.seq_norm = nn.LayerNorm(embedding_dim)
         if not reuse_item_embeddings:
             self.output_embedding = nn.Embedding(rows, embedding_dim)
+        if init_std is not None:
+            # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the
+            # first thousands of steps shrinking them (REFERENCE-NOTES.md); smaller tables start sooner.
+            for module in self.modules():
+                if isinstance(module, nn.Embedding):
+                    nn.init.normal_(module.weight, std=init_std)
 
     @classmethod
     def from_config(cls, config, num_items: int) -> "GSASRec":
         return cls(num_items=num_items, sequence_length=config.sequence_length,
                    embedding_dim=config.embedding_dim, num_heads=config.num_heads,
                    num_blocks=config.num_blocks, dropout_rate=config.dropout_rate,
-                   reuse_item_embeddings=config.reuse_item_embeddings)
+                   reuse_item_embeddings=config.reuse_item_embeddings, init_std=config.init_std)
 
     @property
     def output_table(self) -> torch.Tensor:

@@ -27,7 +27,7 @@ from gsasrec.distributed import from_main, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
 from gsasrec.files import atomic_path
-from gsasrec.loss import gbce_beta, gbce_loss
+from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
 from gsasrec.model import GSASRec
 from gsasrec.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, append_record, default_run_dir, draw_curve,
                           environment, keep_records_before, write_run_config)
@@ -134,7 +134,8 @@ class Trainer:
         self.run_dir = Path(options.output_dir or default_run_dir(config.dataset_name))
         torch.manual_seed(self.seed)  # model initialisation (identical on every rank) and dropout
         self.model = GSASRec.from_config(config, dataset.num_items).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), fused=device.type == "cuda")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
+                                          fused=device.type == "cuda")
         # One stream orders users (the same on every rank), one draws negatives (different per rank).
         self.order_generator = torch.Generator(device=device).manual_seed(self.seed)
         self.negatives_generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * (self.world.rank + 1))
@@ -333,6 +334,7 @@ class TrainingStep:
         self.optimizer = optimizer
         self.num_items = num_items
         self.negs_per_pos = config.negs_per_pos
+        self.loss_name = config.loss
         self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
         self.generator = generator
 
@@ -342,11 +344,20 @@ class TrainingStep:
             valid = inputs != self.model.padding_id  # (batch, length)
             # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
             positions = hidden[valid]  # (positions, dim)
-            negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
-                                         self.generator, inputs.device)  # (positions, negatives)
-            dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-            logits = candidate_logits(positions, self.model.output_table, labels[valid], negatives, dense)
-        return gbce_loss(logits, self.beta)  # float32 whatever the autocast dtype
+            positives = labels[valid]  # (positions,)
+            if self.loss_name == "ce":
+                all_logits = positions @ self.model.output_table.T  # (positions, num_items + 2)
+            else:
+                negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
+                                             self.generator, inputs.device)  # (positions, negatives)
+                dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
+                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense)
+        # The losses run in float32 whatever the autocast dtype.
+        if self.loss_name == "ce":
+            return full_ce_loss(all_logits, positives)
+        if self.loss_name == "sampled_ce":
+            return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
+        return gbce_loss(logits, self.beta)
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = self.loss(inputs, labels)

@@ -1,0 +1,18 @@
+# A CPU recipe for ML-1M: full softmax cross-entropy over the 3416 items and small initial embeddings
+# (instead of gBCE and PyTorch's N(0, 1) tables, whose slow start is the reference's main cost).
+# Run it with bf16 autocast and a one-hour budget:
+#   gsasrec train --config configs/ml1m_cpu_fast.py --precision bf16 --max-minutes 60 --seed 0
+from config import GSASRecExperimentConfig
+
+config = GSASRecExperimentConfig(
+    dataset_name='ml1m',
+    sequence_length=200,
+    embedding_dim=128,
+    num_heads=1,
+    num_blocks=2,
+    dropout_rate=0.5,
+    loss='ce',
+    init_std=0.02,
+    learning_rate=0.001,
+    early_stopping_patience=30,
+)

@@ -1,0 +1,119 @@
+"""How well sigmoid(score) works as a click probability: expected calibration error and a reliability
+diagram, on held-out targets (label 1) against sampled non-targets (label 0).
+
+gBCE with t=1 is meant to make sigmoid(score) the probability that an item is the user's next one, where
+the alternatives are the whole catalogue. Each user contributes its target and `negatives` items drawn
+uniformly from the other num_items - 1; each drawn item stands for (num_items - 1) / negatives of them, so
+the weighted population has the catalogue's true 1 : (num_items - 1) ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsasrec.batches import left_padded
+from gsasrec.data.folder import Split
+from gsasrec.files import atomic_path
+from gsasrec.model import GSASRec
+
+BINS = 15
+
+
+@dataclass
+class Calibration:
+    ece: float
+    bin_edges: np.ndarray  # (BINS + 1,)
+    mean_predicted: np.ndarray  # (BINS,) weighted mean probability in each bin (nan where empty)
+    observed: np.ndarray  # (BINS,) weighted fraction of positives in each bin
+    weight: np.ndarray  # (BINS,) share of the population in each bin
+
+    def to_dict(self) -> dict:
+        return {"ECE": self.ece, "bins": [
+            {"low": float(lo), "high": float(hi), "predicted": _plain(p), "observed": _plain(o), "share": float(w)}
+            for lo, hi, p, o, w in zip(self.bin_edges[:-1], self.bin_edges[1:], self.mean_predicted,
+                                       self.observed, self.weight)]}
+
+
+def _plain(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+@torch.no_grad()
+def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, batch_size: int = 512
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, weights) for every user's target and its sampled non-targets."""
+    model.eval()
+    device = model.output_table.device
+    num_items = model.num_items
+    generator = torch.Generator(device=device).manual_seed(seed)
+    probabilities, labels = [], []
+    for start in range(0, len(split.inputs), batch_size):
+        users = np.arange(start, min(start + batch_size, len(split.inputs)))
+        histories = split.inputs.take(users)
+        width = int(min(max(histories.lengths.max(initial=0), 1), model.sequence_length))
+        inputs = torch.from_numpy(left_padded(histories, width, model.padding_id)).to(device)
+        hidden = model.last_hidden(inputs)  # (batch, dim)
+        targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
+        # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.
+        others = torch.randint(1, num_items, (len(users), negatives), generator=generator, device=device)
+        others = others + (others >= targets.unsqueeze(1)).long()  # (batch, negatives)
+        candidates = torch.cat([targets.unsqueeze(1), others], dim=1)  # (batch, 1 + negatives)
+        scores = torch.bmm(model.output_table[candidates], hidden.unsqueeze(-1)).squeeze(-1)
+        probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
+        row_labels = np.zeros(scores.shape, dtype=np.float64)
+        row_labels[:, 0] = 1.0
+        labels.append(row_labels)
+    probabilities = np.concatenate(probabilities).ravel()
+    labels = np.concatenate(labels).ravel()
+    weights = np.where(labels == 1.0, 1.0, (num_items - 1) / negatives)
+    return probabilities, labels, weights
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,
+                               bins: int = BINS) -> Calibration:
+    """Weighted ECE over equal-width probability bins: sum over bins of share * |observed - predicted|."""
+    weights = np.ones_like(probabilities, dtype=np.float64) if weights is None else weights
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    total = np.bincount(which, weights=weights, minlength=bins)
+    predicted = np.bincount(which, weights=weights * probabilities, minlength=bins)
+    positives = np.bincount(which, weights=weights * labels, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_predicted, observed = predicted / total, positives / total
+    share = total / total.sum()
+    ece = float(np.nansum(share * np.abs(observed - mean_predicted)))
+    return Calibration(ece, edges, mean_predicted, observed, share)
+
+
+def save_reliability_diagram(calibration: Calibration, path: str | Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (diagram, shares) = plt.subplots(2, 1, figsize=(5.5, 6.5), dpi=100, sharex=True,
+                                             gridspec_kw={"height_ratios": [3, 1]})
+    centers = (calibration.bin_edges[:-1] + calibration.bin_edges[1:]) / 2
+    width = calibration.bin_edges[1] - calibration.bin_edges[0]
+    filled = ~np.isnan(calibration.observed)
+    diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    diagram.bar(centers[filled], calibration.observed[filled], width=width * 0.9, color="#3b75af", alpha=0.8,
+                label="observed frequency")
+    diagram.plot(calibration.mean_predicted[filled], calibration.observed[filled], "o", color="#d1495b",
+                 markersize=4, label="bin mean prediction")
+    diagram.set_ylabel("fraction that is the next item")
+    diagram.set_title(f"{title}\nECE {calibration.ece:.4f}")
+    diagram.legend(loc="upper left", fontsize=8)
+    shares.bar(centers, np.maximum(calibration.weight, 1e-12), width=width * 0.9, color="#888888")
+    shares.set_yscale("log")
+    shares.set_ylabel("share")
+    shares.set_xlabel("sigmoid(score)")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+    return Path(path)
