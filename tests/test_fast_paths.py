@@ -64,3 +64,17 @@ def test_blockwise_top_k_equals_one_matrix():
         assert torch.equal(ids, full_ids) and torch.allclose(scores, full_scores)
     assert not set(full_ids[1].tolist()) & set(rated[1].tolist())
     assert 0 not in full_ids and 1001 not in full_ids
+
+
+def test_bucketed_logits_equal_the_plain_matmul():
+    from gsasrec.scoring import ROW_BUCKET, all_logits
+
+    torch.manual_seed(2)
+    table = torch.randn(40, 8)
+    for rows in (1, ROW_BUCKET - 1, ROW_BUCKET, ROW_BUCKET + 3):
+        hidden = torch.randn(rows, 8, requires_grad=True)
+        logits = all_logits(hidden, table)
+        assert logits.shape == (rows, 40)
+        torch.testing.assert_close(logits, hidden @ table.T)
+        logits.sum().backward()
+        torch.testing.assert_close(hidden.grad, table.sum(0).expand(rows, 8))

@@ -14,6 +14,21 @@ DENSE_LOGITS_RATIO = 128
 DENSE_LOGITS_MAX_BYTES = 1 << 30
 
 
+ROW_BUCKET = 512
+
+
+def all_logits(hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """(positions, num_items + 2) = hidden @ table.T, computed on a row count rounded up to a multiple of
+    ROW_BUCKET (zero rows, sliced off again). The number of non-padding positions differs in every batch,
+    and oneDNN's bfloat16 kernels keep a primitive per matrix shape: without buckets, CPU memory grew
+    without bound under --precision bf16 (benchmarks/RESULTS.md)."""
+    rows = hidden.shape[0]
+    padded = -(-rows // ROW_BUCKET) * ROW_BUCKET
+    if padded != rows:
+        hidden = torch.cat([hidden, hidden.new_zeros(padded - rows, hidden.shape[1])])
+    return (hidden @ table.T)[:rows]
+
+
 def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> bool:
     rows = num_items + 2
     return rows <= DENSE_LOGITS_RATIO * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
@@ -28,8 +43,7 @@ def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch
     """
     candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (positions, 1 + negatives)
     if dense:
-        all_logits = hidden @ table.T  # (positions, num_items + 2)
-        return all_logits.gather(1, candidates)
+        return all_logits(hidden, table).gather(1, candidates)  # (positions, 1 + negatives)
     embeddings = table[candidates]  # (positions, 1 + negatives, dim)
     return torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
 

@@ -32,7 +32,7 @@ from gsasrec.model import GSASRec
 from gsasrec.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, append_record, default_run_dir, draw_curve,
                           environment, keep_records_before, write_run_config)
 from gsasrec.runtime import new_seed, retain_freed_memory
-from gsasrec.scoring import candidate_logits, use_dense_logits
+from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -346,7 +346,7 @@ class TrainingStep:
             positions = hidden[valid]  # (positions, dim)
             positives = labels[valid]  # (positions,)
             if self.loss_name == "ce":
-                all_logits = positions @ self.model.output_table.T  # (positions, num_items + 2)
+                logits = all_logits(positions, self.model.output_table)  # (positions, num_items + 2)
             else:
                 negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
                                              self.generator, inputs.device)  # (positions, negatives)
@@ -354,7 +354,7 @@ class TrainingStep:
                 logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense)
         # The losses run in float32 whatever the autocast dtype.
         if self.loss_name == "ce":
-            return full_ce_loss(all_logits, positives)
+            return full_ce_loss(logits, positives)
         if self.loss_name == "sampled_ce":
             return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
         return gbce_loss(logits, self.beta)
