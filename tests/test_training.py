@@ -126,3 +126,17 @@ def test_compiled_bf16_training_runs_end_to_end(tmp_path):
     run = json.loads((tmp_path / "run" / "config.json").read_text())["run"]
     assert run["compile"] is True and run["precision"] == "bf16"
     load_model(tmp_path / "run" / "best.pt")  # the compiled wrapper's names do not leak into the weights
+
+
+def test_learning_rate_schedule():
+    from gsasrec.config import make_config
+    from gsasrec.training import LR_FLOOR, learning_rate_at
+
+    constant = make_config(dataset_name="x", learning_rate=0.01)
+    assert learning_rate_at(constant, 0) == learning_rate_at(constant, 10**6) == 0.01
+    cosine = make_config(dataset_name="x", learning_rate=0.01, lr_decay_steps=100)
+    rates = [learning_rate_at(cosine, step) for step in range(0, 151, 10)]
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[5] == pytest.approx(0.01 * (LR_FLOOR + (1 - LR_FLOOR) / 2))
+    assert rates[10] == rates[15] == pytest.approx(0.01 * LR_FLOOR)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))

@@ -50,6 +50,9 @@ class GSASRecExperimentConfig:
     loss: str = "gbce"
     learning_rate: float = 0.001
     init_std: float | None = None
+    # Not in the reference: None keeps the learning rate constant; a number of steps decays it along a
+    # cosine to LR_FLOOR x learning_rate over that many steps, then keeps it there.
+    lr_decay_steps: int | None = None
 
     def __post_init__(self) -> None:
         # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
@@ -139,6 +142,8 @@ def validate(config: GSASRecExperimentConfig) -> None:
     _check(_is_number(c.learning_rate) and c.learning_rate > 0, "learning_rate", "a number > 0", c.learning_rate)
     _check(c.init_std is None or (_is_number(c.init_std) and c.init_std > 0), "init_std",
            "None or a number > 0", c.init_std)
+    _check(c.lr_decay_steps is None or (_is_int(c.lr_decay_steps) and c.lr_decay_steps >= 1), "lr_decay_steps",
+           "None or an integer >= 1", c.lr_decay_steps)
     for name in ("filter_rated", "reuse_item_embeddings"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)

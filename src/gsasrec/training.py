@@ -35,6 +35,15 @@ from gsasrec.runtime import new_seed, retain_freed_memory
 from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
 
 PRECISIONS = ("fp32", "bf16")
+LR_FLOOR = 0.1
+
+
+def learning_rate_at(config: GSASRecExperimentConfig, step: int) -> float:
+    """Adam's learning rate for training step `step` (0-based): constant, or a cosine decay."""
+    if config.lr_decay_steps is None:
+        return config.learning_rate
+    progress = min(step / config.lr_decay_steps, 1.0)
+    return config.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -183,6 +192,8 @@ class Trainer:
                            leave=False, dynamic_ncols=True, disable=self.hide_bar())
                 while p.batch < self.steps_per_epoch:
                     inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size)
+                    for group in self.optimizer.param_groups:  # from the step count: resumes exactly
+                        group["lr"] = learning_rate_at(config, p.steps)
                     p.epoch_losses.append(self.step(inputs, labels))
                     p.batch += 1
                     p.steps += 1
