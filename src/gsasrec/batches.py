@@ -25,6 +25,18 @@ def left_padded(sequences: Sequences, width: int, padding: int) -> np.ndarray:
     return np.where(inside, gathered, padding).astype(np.int64)
 
 
+def trimmed_inputs(histories: Sequences, sequence_length: int, padding: int) -> np.ndarray:
+    """(count, width) model inputs cut to the longest history: width = that length, clipped to
+    1..sequence_length. GSASRec.forward gives the same result at every real position as at full width."""
+    width = int(min(max(histories.lengths.max(initial=0), 1), sequence_length))
+    return left_padded(histories, width, padding)
+
+
+def all_items(histories: Sequences, padding: int) -> np.ndarray:
+    """(count, longest) every item of each whole history, padded: what rated-item filtering excludes."""
+    return left_padded(histories, int(max(histories.lengths.max(initial=0), 1)), padding)
+
+
 def sample_negatives(count: int, negs_per_pos: int, num_items: int,
                      generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """(count, negs_per_pos) ids drawn uniformly from 1..num_items with replacement (as the reference:

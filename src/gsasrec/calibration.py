@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsasrec.batches import left_padded
+from gsasrec.batches import trimmed_inputs
 from gsasrec.data.folder import Split
 from gsasrec.files import atomic_path
 from gsasrec.model import GSASRec
@@ -54,8 +54,7 @@ def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, ba
     for start in range(0, len(split.inputs), batch_size):
         users = np.arange(start, min(start + batch_size, len(split.inputs)))
         histories = split.inputs.take(users)
-        width = int(min(max(histories.lengths.max(initial=0), 1), model.sequence_length))
-        inputs = torch.from_numpy(left_padded(histories, width, model.padding_id)).to(device)
+        inputs = torch.from_numpy(trimmed_inputs(histories, model.sequence_length, model.padding_id)).to(device)
         hidden = model.last_hidden(inputs)  # (batch, dim)
         targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
         # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.

@@ -169,10 +169,10 @@ def run_runs_list(args: argparse.Namespace) -> None:
 
 
 def run_runs_show(args: argparse.Namespace) -> None:
-    from gsasrec.runs import read_records, summarize_run
+    from gsasrec.runs import RUN_CONFIG, read_records, summarize_run
 
     summary = summarize_run(Path(args.run_dir))
-    config = json.loads((Path(args.run_dir) / "config.json").read_text())
+    config = json.loads((Path(args.run_dir) / RUN_CONFIG).read_text())
     if args.json:
         print(json.dumps({**summary, "config": config, "epochs_log": read_records(Path(args.run_dir))}))
         return
@@ -433,6 +433,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     from gsasrec.config import load_config
     from gsasrec.distributed import launch
+    from gsasrec.runs import RUN_CONFIG
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
@@ -449,10 +450,10 @@ def run_train(args: argparse.Namespace) -> None:
                          progress=args.progress, precision=args.precision, compile=args.compile)
     if args.resume:
         run_dir = Path(args.resume)
-        stored = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+        stored = json.loads((run_dir / RUN_CONFIG).read_text()) if (run_dir / RUN_CONFIG).exists() else {}
         name = stored.get("config", {}).get("dataset_name")
         if name is None:
-            raise GSASRecError(f"{run_dir} is not a run directory (no config.json)")
+            raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
         datasets_dir = args.datasets_dir or str(Path(stored["run"]["dataset_path"]).parent)
         result = resume(run_dir, read_or_build_dataset(name, datasets_dir), options)
         metric = stored["config"]["val_metric"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gsasrec.batches import left_padded
+from gsasrec.batches import all_items, trimmed_inputs
 from gsasrec.data.folder import Sequences, Split
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
@@ -36,12 +36,8 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
     for start in range(0, len(inputs), batch_size):
         users = order[start:start + batch_size]
         histories = inputs.take(users)
-        width = int(min(max(histories.lengths.max(initial=0), 1), model.sequence_length))
-        batch = torch.from_numpy(left_padded(histories, width, model.padding_id)).to(device)
-        rated = None
-        if filter_rated:
-            rated_width = int(max(histories.lengths.max(initial=0), 1))
-            rated = torch.from_numpy(left_padded(histories, rated_width, model.padding_id)).to(device)
+        batch = torch.from_numpy(trimmed_inputs(histories, model.sequence_length, model.padding_id)).to(device)
+        rated = torch.from_numpy(all_items(histories, model.padding_id)).to(device) if filter_rated else None
         ids, scores = top_k(model.last_hidden(batch), model.output_table, limit, num_items, rated,
                             max_score_elements)
         top_items[users] = ids.cpu().numpy()

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gsasrec.batches import left_padded
+from gsasrec.batches import all_items, trimmed_inputs
 from gsasrec.checkpoint import load_model
 from gsasrec.data.folder import Sequences, resolve_datasets_dir
 from gsasrec.errors import GSASRecError
@@ -133,11 +133,10 @@ class Recommender:
                      ) -> tuple[np.ndarray, np.ndarray]:
         """(histories, k) internal ids and scores, one forward pass for the whole batch."""
         sequences = Sequences.from_lists(histories)
-        width = self.model.sequence_length
-        inputs = torch.from_numpy(left_padded(sequences, width, self.model.padding_id)).to(self.device)
-        longest = int(max(sequences.lengths.max(), 1))
-        rated = left_padded(sequences, longest, self.model.padding_id)
-        rated[~np.asarray(exclude_seen)] = self.model.padding_id  # these rows keep their history
+        padding = self.model.padding_id
+        inputs = torch.from_numpy(trimmed_inputs(sequences, self.model.sequence_length, padding)).to(self.device)
+        rated = all_items(sequences, padding)
+        rated[~np.asarray(exclude_seen)] = padding  # these rows keep their history
         ids, scores = top_k(self.model.last_hidden(inputs), self.model.output_table, k, self.model.num_items,
                             torch.from_numpy(rated).to(self.device), self.max_score_elements)
         return ids.cpu().numpy(), scores.cpu().numpy()
