@@ -26,13 +26,16 @@ BINS = 15
 @dataclass
 class Calibration:
     ece: float
+    # Predicted positives over observed ones (the E/O ratio): 1.0 when the probabilities are right on
+    # average; for next-item probabilities, the expected number of next items summed over the catalogue.
+    expected_over_observed: float
     bin_edges: np.ndarray  # (BINS + 1,)
     mean_predicted: np.ndarray  # (BINS,) weighted mean probability in each bin (nan where empty)
     observed: np.ndarray  # (BINS,) weighted fraction of positives in each bin
     weight: np.ndarray  # (BINS,) share of the population in each bin
 
     def to_dict(self) -> dict:
-        return {"ECE": self.ece, "bins": [
+        return {"ECE": self.ece, "E/O": self.expected_over_observed, "bins": [
             {"low": float(lo), "high": float(hi), "predicted": _plain(p), "observed": _plain(o), "share": float(w)}
             for lo, hi, p, o, w in zip(self.bin_edges[:-1], self.bin_edges[1:], self.mean_predicted,
                                        self.observed, self.weight)]}
@@ -85,7 +88,8 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, we
         mean_predicted, observed = predicted / total, positives / total
     share = total / total.sum()
     ece = float(np.nansum(share * np.abs(observed - mean_predicted)))
-    return Calibration(ece, edges, mean_predicted, observed, share)
+    expected_over_observed = float(predicted.sum() / positives.sum())
+    return Calibration(ece, expected_over_observed, edges, mean_predicted, observed, share)
 
 
 def save_reliability_diagram(calibration: Calibration, path: str | Path, title: str) -> Path:
@@ -105,7 +109,7 @@ def save_reliability_diagram(calibration: Calibration, path: str | Path, title: 
     diagram.plot(calibration.mean_predicted[filled], calibration.observed[filled], "o", color="#d1495b",
                  markersize=4, label="bin mean prediction")
     diagram.set_ylabel("fraction that is the next item")
-    diagram.set_title(f"{title}\nECE {calibration.ece:.4f}")
+    diagram.set_title(f"{title}\nECE {calibration.ece:.4f}, E/O {calibration.expected_over_observed:.2f}")
     diagram.legend(loc="upper left", fontsize=8)
     shares.bar(centers, np.maximum(calibration.weight, 1e-12), width=width * 0.9, color="#888888")
     shares.set_yscale("log")

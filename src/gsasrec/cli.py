@@ -8,8 +8,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gsasrec.errors import GSASRecError
+
+if TYPE_CHECKING:
+    from gsasrec.calibration import Calibration
 
 EXAMPLES = {
     "train": """examples:
@@ -120,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="end the output with one JSON object mapping each measure to its value")
     evaluate.add_argument("--calibration", action="store_true",
                           help="also report the expected calibration error (ECE) of sigmoid(score) as the "
-                               "probability of being the next item, and save a reliability diagram")
+                               "probability of being the next item, the expected/observed ratio (E/O, 1 when "
+                               "calibrated on average), and save a reliability diagram")
     evaluate.add_argument("--calibration-negatives", type=_positive_int, default=1000, metavar="M",
                           help="non-target items sampled per user for --calibration (default 1000)")
     evaluate.add_argument("--calibration-plot", metavar="PNG",
@@ -526,7 +531,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print(f"{args.split}: {users} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}, {seconds:.2f} s on {device}", file=sys.stderr)
     if args.calibration:
-        metrics["ECE"] = report_calibration(model, dataset.split(args.split), args, checkpoint)
+        calibration = report_calibration(model, dataset.split(args.split), args, checkpoint)
+        metrics["ECE"], metrics["E/O"] = calibration.ece, calibration.expected_over_observed
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
         print(f"{name:<{width}}  {value:.6f}")
@@ -534,7 +540,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(json.dumps(metrics))
 
 
-def report_calibration(model, split, args: argparse.Namespace, checkpoint: str) -> float:
+def report_calibration(model, split, args: argparse.Namespace, checkpoint: str) -> Calibration:
     from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
 
     probabilities, labels, weights = scored_pairs(model, split, args.calibration_negatives)
@@ -542,7 +548,7 @@ def report_calibration(model, split, args: argparse.Namespace, checkpoint: str) 
     plot = Path(args.calibration_plot or f"{Path(checkpoint).with_suffix('')}_calibration.png")
     save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
     print(f"reliability diagram: {plot}", file=sys.stderr)
-    return calibration.ece
+    return calibration
 
 
 def _positive_int(text: str) -> int:
