@@ -34,8 +34,12 @@ class Calibration:
     observed: np.ndarray  # (BINS,) weighted fraction of positives in each bin
     weight: np.ndarray  # (BINS,) share of the population in each bin
 
+    def measures(self) -> dict[str, float]:
+        """The two summary figures under the names the command line prints."""
+        return {"ECE": self.ece, "E/O": self.expected_over_observed}
+
     def to_dict(self) -> dict:
-        return {"ECE": self.ece, "E/O": self.expected_over_observed, "bins": [
+        return {**self.measures(), "bins": [
             {"low": float(lo), "high": float(hi), "predicted": _plain(p), "observed": _plain(o), "share": float(w)}
             for lo, hi, p, o, w in zip(self.bin_edges[:-1], self.bin_edges[1:], self.mean_predicted,
                                        self.observed, self.weight)]}

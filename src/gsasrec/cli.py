@@ -531,8 +531,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print(f"{args.split}: {users} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}, {seconds:.2f} s on {device}", file=sys.stderr)
     if args.calibration:
-        calibration = report_calibration(model, dataset.split(args.split), args, checkpoint)
-        metrics["ECE"], metrics["E/O"] = calibration.ece, calibration.expected_over_observed
+        metrics.update(report_calibration(model, dataset.split(args.split), args, checkpoint).measures())
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
         print(f"{name:<{width}}  {value:.6f}")
