@@ -19,7 +19,9 @@ def small_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("resume")
     write_cycle_dataset(tmp_path / "datasets", num_users=256, num_items=30, val_users=16)
     config = write_config(tmp_path / "c.py", max_epochs=6, max_batches_per_epoch=8, train_batch_size=32,
-                          early_stopping_patience=100, negs_per_pos=8, lr_decay_steps=30)
+                          early_stopping_patience=100, negs_per_pos=8, lr_decay_steps=30,
+                          # Random windows draw from a random stream each batch: resuming must redraw them.
+                          sequence_length=10, random_windows=True)
     return tmp_path, config
 
 

@@ -45,17 +45,26 @@ def sample_negatives(count: int, negs_per_pos: int, num_items: int,
 
 
 class TrainingBatches:
-    """Each user's last sequence_length + 1 training items, held as one tensor on the device.
+    """Each user's training window of sequence_length + 1 consecutive items, batched on the device.
 
+    The window is the last one (as the reference), or with random_windows a fresh random one per batch
+    for users whose history is longer (their older items would otherwise never be trained on).
     A batch row gives inputs = all but the last column and labels = all but the first
     (next-item prediction at every position).
     """
 
     def __init__(self, train: Sequences, sequence_length: int, padding: int, batch_size: int,
-                 device: torch.device):
-        self.rows = torch.from_numpy(left_padded(train, sequence_length + 1, padding)).to(device)
+                 device: torch.device, random_windows: bool = False):
+        self.width = sequence_length + 1
+        self.rows = torch.from_numpy(left_padded(train, self.width, padding)).to(device)
         self.batch_size = batch_size
         self.padding = padding
+        self.random_windows = random_windows
+        if random_windows:
+            # A padding id at index 0 stands for every position before a history's start.
+            self.items = torch.from_numpy(np.concatenate([[padding], train.items])).to(device)
+            self.starts = torch.from_numpy(train.offsets[:-1] + 1).to(device)
+            self.lengths = torch.from_numpy(train.lengths).to(device)
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
@@ -64,15 +73,33 @@ class TrainingBatches:
         """A new order of all users (the same on every rank, given the same generator state)."""
         return torch.randperm(len(self.rows), generator=generator, device=generator.device).to(self.rows.device)
 
-    def batch(self, order: torch.Tensor, index: int, part: int = 0, parts: int = 1
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, labels) of global batch `index` of `order`; with parts > 1, this rank's share."""
+    def batch(self, order: torch.Tensor, index: int, part: int = 0, parts: int = 1,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of global batch `index` of `order`; with parts > 1, this rank's share.
+        With random_windows, `generator` draws the windows (for the whole global batch, so that every
+        rank draws alike and a resumed run draws what the interrupted one would have)."""
         users = order[index * self.batch_size:(index + 1) * self.batch_size]
-        rows = self.rows[users.tensor_split(parts)[part]]  # (batch / parts, sequence_length + 1)
+        if self.random_windows:
+            rows = self.random_rows(users, generator)
+        else:
+            rows = self.rows[users]  # (batch, sequence_length + 1)
+        rows = rows.tensor_split(parts)[part]  # (batch / parts, sequence_length + 1)
         return rows[:, :-1], rows[:, 1:]
+
+    def random_rows(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(batch, width) windows ending at a uniform position among those that fill the whole width
+        (the history's end for a history no longer than the width)."""
+        lengths = self.lengths[users]  # (batch,)
+        shortest_end = lengths.clamp(max=self.width)
+        choices = lengths - shortest_end + 1  # how many window ends each user has
+        draws = torch.rand(len(users), generator=generator, device=generator.device).to(lengths.device)
+        ends = shortest_end + (draws * choices).long().clamp(max=choices - 1)  # (batch,) exclusive
+        positions = ends[:, None] - self.width + torch.arange(self.width, device=lengths.device)  # (batch, width)
+        inside = positions >= 0
+        return self.items[torch.where(inside, self.starts[users][:, None] + positions, 0)]
 
     def epoch(self, max_batches: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, labels) batches, at most max_batches of them."""
         order = self.shuffle(generator)
         for index in range(min(len(self), max_batches)):
-            yield self.batch(order, index)
+            yield self.batch(order, index, generator=generator)

@@ -53,6 +53,10 @@ class GSASRecExperimentConfig:
     # Not in the reference: None keeps the learning rate constant; a number of steps decays it along a
     # cosine to LR_FLOOR x learning_rate over that many steps, then keeps it there.
     lr_decay_steps: int | None = None
+    # Not in the reference (False is its behaviour): train each user with a random window of
+    # sequence_length + 1 consecutive items, drawn anew each batch, instead of always the last one, so
+    # that the older part of a long history is trained on too (a third of ML-1M's training items).
+    random_windows: bool = False
 
     def __post_init__(self) -> None:
         # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
@@ -144,7 +148,7 @@ def validate(config: GSASRecExperimentConfig) -> None:
            "None or a number > 0", c.init_std)
     _check(c.lr_decay_steps is None or (_is_int(c.lr_decay_steps) and c.lr_decay_steps >= 1), "lr_decay_steps",
            "None or an integer >= 1", c.lr_decay_steps)
-    for name in ("filter_rated", "reuse_item_embeddings"):
+    for name in ("filter_rated", "reuse_item_embeddings", "random_windows"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
     for name in c.metrics + [c.val_metric]:

@@ -149,7 +149,7 @@ class Trainer:
         self.order_generator = torch.Generator(device=device).manual_seed(self.seed)
         self.negatives_generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * (self.world.rank + 1))
         self.batches = TrainingBatches(dataset.train, config.sequence_length, self.model.padding_id,
-                                       config.train_batch_size, device)
+                                       config.train_batch_size, device, config.random_windows)
         network = self.model
         if self.world.distributed:
             network = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -191,7 +191,8 @@ class Trainer:
                 bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch}", unit="step",
                            leave=False, dynamic_ncols=True, disable=self.hide_bar())
                 while p.batch < self.steps_per_epoch:
-                    inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size)
+                    inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size,
+                                                        self.order_generator)
                     for group in self.optimizer.param_groups:  # from the step count: resumes exactly
                         group["lr"] = learning_rate_at(config, p.steps)
                     p.epoch_losses.append(self.step(inputs, labels))
