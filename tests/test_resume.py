@@ -95,6 +95,7 @@ def test_run_directory_and_runs_commands(small_run, capsys):
     run_dir = tmp_path / "runs" / "one"
     assert main(["train", "--config", str(config), "--datasets-dir", str(tmp_path / "datasets"),
                  "--output-dir", str(run_dir), "--max-steps", "10", "--seed", "1"]) == 0
+    assert f"final weights: {run_dir / 'last.pt'}" in capsys.readouterr().out
     described = json.loads((run_dir / "config.json").read_text())
     assert {"config", "run", "dataset_stats", "environment"} <= set(described)
     assert described["environment"]["torch"] == torch.__version__

@@ -438,7 +438,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     from gsasrec.config import load_config
     from gsasrec.distributed import launch
-    from gsasrec.runs import RUN_CONFIG
+    from gsasrec.runs import LAST_CHECKPOINT, RUN_CONFIG
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
@@ -473,6 +473,7 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"best {metric} {result.best_metric:.4f} at step {result.best_step} "
           f"({result.steps} steps, {result.epochs} epochs, {result.seconds:.0f} s)")
     print(f"best checkpoint: {result.best_checkpoint}")
+    print(f"final weights: {result.run_dir / LAST_CHECKPOINT}")
     print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
 
 
