@@ -56,22 +56,20 @@ class TrainingBatches:
     def __init__(self, train: Sequences, sequence_length: int, padding: int, batch_size: int,
                  device: torch.device, random_windows: bool = False):
         self.width = sequence_length + 1
-        self.rows = torch.from_numpy(left_padded(train, self.width, padding)).to(device)
         self.batch_size = batch_size
-        self.padding = padding
         self.random_windows = random_windows
-        if random_windows:
-            # A padding id at index 0 stands for every position before a history's start.
-            self.items = torch.from_numpy(np.concatenate([[padding], train.items])).to(device)
-            self.starts = torch.from_numpy(train.offsets[:-1] + 1).to(device)
-            self.lengths = torch.from_numpy(train.lengths).to(device)
+        # The histories stay flat on the device; a padding id at index 0 stands for every position
+        # before a history's start.
+        self.items = torch.from_numpy(np.concatenate([[padding], train.items])).to(device)
+        self.starts = torch.from_numpy(train.offsets[:-1] + 1).to(device)
+        self.lengths = torch.from_numpy(train.lengths).to(device)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
+        return math.ceil(len(self.lengths) / self.batch_size)
 
     def shuffle(self, generator: torch.Generator) -> torch.Tensor:
         """A new order of all users (the same on every rank, given the same generator state)."""
-        return torch.randperm(len(self.rows), generator=generator, device=generator.device).to(self.rows.device)
+        return torch.randperm(len(self.lengths), generator=generator, device=generator.device).to(self.lengths.device)
 
     def batch(self, order: torch.Tensor, index: int, part: int = 0, parts: int = 1,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,24 +77,23 @@ class TrainingBatches:
         With random_windows, `generator` draws the windows (for the whole global batch, so that every
         rank draws alike and a resumed run draws what the interrupted one would have)."""
         users = order[index * self.batch_size:(index + 1) * self.batch_size]
-        if self.random_windows:
-            rows = self.random_rows(users, generator)
-        else:
-            rows = self.rows[users]  # (batch, sequence_length + 1)
-        rows = rows.tensor_split(parts)[part]  # (batch / parts, sequence_length + 1)
+        ends = self.random_ends(users, generator) if self.random_windows else self.lengths[users]
+        rows = self.windows(users, ends).tensor_split(parts)[part]  # (batch / parts, sequence_length + 1)
         return rows[:, :-1], rows[:, 1:]
 
-    def random_rows(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(batch, width) windows ending at a uniform position among those that fill the whole width
-        (the history's end for a history no longer than the width)."""
+    def random_ends(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(batch,) window ends (exclusive), uniform among those that fill the whole width (the
+        history's end for a history no longer than the width)."""
         lengths = self.lengths[users]  # (batch,)
         shortest_end = lengths.clamp(max=self.width)
         choices = lengths - shortest_end + 1  # how many window ends each user has
         draws = torch.rand(len(users), generator=generator, device=generator.device).to(lengths.device)
-        ends = shortest_end + (draws * choices).long().clamp(max=choices - 1)  # (batch,) exclusive
-        positions = ends[:, None] - self.width + torch.arange(self.width, device=lengths.device)  # (batch, width)
-        inside = positions >= 0
-        return self.items[torch.where(inside, self.starts[users][:, None] + positions, 0)]
+        return shortest_end + (draws * choices).long().clamp(max=choices - 1)
+
+    def windows(self, users: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """(batch, width) the `width` items of each user's history before `ends`, padded on the left."""
+        positions = ends[:, None] - self.width + torch.arange(self.width, device=ends.device)  # (batch, width)
+        return self.items[torch.where(positions >= 0, self.starts[users][:, None] + positions, 0)]
 
     def epoch(self, max_batches: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, labels) batches, at most max_batches of them."""
