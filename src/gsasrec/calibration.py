@@ -19,6 +19,7 @@ from gsasrec.batches import trimmed_inputs
 from gsasrec.data.folder import Split
 from gsasrec.files import atomic_path
 from gsasrec.model import GSASRec
+from gsasrec.scoring import candidate_logits
 
 BINS = 15
 
@@ -67,8 +68,8 @@ def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, ba
         # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.
         others = torch.randint(1, num_items, (len(users), negatives), generator=generator, device=device)
         others = others + (others >= targets.unsqueeze(1)).long()  # (batch, negatives)
-        candidates = torch.cat([targets.unsqueeze(1), others], dim=1)  # (batch, 1 + negatives)
-        scores = torch.bmm(model.output_table[candidates], hidden.unsqueeze(-1)).squeeze(-1)
+        scores = candidate_logits(hidden, model.output_table, targets, others, dense=False,
+                                  bias=model.output_bias)  # (batch, 1 + negatives)
         probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
         row_labels = np.zeros(scores.shape, dtype=np.float64)
         row_labels[:, 0] = 1.0

@@ -113,12 +113,12 @@ def check_fits(state_dict: dict, config: GSASRecExperimentConfig, num_items: int
                            f"but the config says reuse_item_embeddings={config.reuse_item_embeddings}")
     with torch.device("meta"):  # shapes only: no memory for a large catalogue
         expected = GSASRec.from_config(config, num_items).state_dict()
-    missing = sorted(set(expected) - set(state_dict))
+    missing = sorted(set(expected) - set(state_dict) - {"output_bias"})  # absent: 0 (GSASRec loads it so)
     unexpected = sorted(set(state_dict) - set(expected))
     if missing or unexpected:
         raise GSASRecError(f"checkpoint {path} does not fit the model: "
                            f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     for key, tensor in expected.items():
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(tensor.shape):
             raise GSASRecError(f"checkpoint {path}: {key} has shape {tuple(state_dict[key].shape)}, "
                                f"the config needs {tuple(tensor.shape)}")

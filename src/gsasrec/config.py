@@ -49,7 +49,12 @@ class GSASRecExperimentConfig:
     # embedding tables (None: PyTorch's default N(0, 1), as the reference).
     loss: str = "gbce"
     learning_rate: float = 0.001
-    init_std: float | None = None
+    init_std: float | None = 0.02
+    # Not in the reference: a learnable bias on every item's score, started at the loss-minimising
+    # constant (loss.initial_logit_offset). With it and small tables (init_std above) gBCE learns from the
+    # first hundred steps; `init_std=None, logit_offset=False` is the reference's dynamics: PyTorch's
+    # N(0, 1) tables and no bias, which sit at popularity level for thousands of steps.
+    logit_offset: bool = True
     # Not in the reference: None keeps the learning rate constant; a number of steps decays it along a
     # cosine to LR_FLOOR x learning_rate over that many steps, then keeps it there.
     lr_decay_steps: int | None = None
@@ -84,8 +89,15 @@ def make_config(**fields: Any) -> GSASRecExperimentConfig:
     return GSASRecExperimentConfig(**fields)
 
 
+# Fields added after the first release, with the value that reproduces what a stored config written
+# before them meant: such a checkpoint was trained without a logit offset.
+STORED_DEFAULTS = {"logit_offset": False}
+
+
 def config_from_dict(values: dict) -> GSASRecExperimentConfig:
-    return make_config(**values)
+    """A config stored in a checkpoint or run folder (fields missing from older files take the value
+    they had then)."""
+    return make_config(**{**STORED_DEFAULTS, **values})
 
 
 def measure_name(measure: Any, field_name: str) -> str:
@@ -148,7 +160,7 @@ def validate(config: GSASRecExperimentConfig) -> None:
            "None or a number > 0", c.init_std)
     _check(c.lr_decay_steps is None or (_is_int(c.lr_decay_steps) and c.lr_decay_steps >= 1), "lr_decay_steps",
            "None or an integer >= 1", c.lr_decay_steps)
-    for name in ("filter_rated", "reuse_item_embeddings", "random_windows"):
+    for name in ("filter_rated", "reuse_item_embeddings", "random_windows", "logit_offset"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
     for name in c.metrics + [c.val_metric]:

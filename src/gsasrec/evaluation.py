@@ -39,7 +39,7 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
         batch = torch.from_numpy(trimmed_inputs(histories, model.sequence_length, model.padding_id)).to(device)
         rated = torch.from_numpy(all_items(histories, model.padding_id)).to(device) if filter_rated else None
         ids, scores = top_k(model.last_hidden(batch), model.output_table, limit, num_items, rated,
-                            max_score_elements)
+                            max_score_elements, model.output_bias)
         top_items[users] = ids.cpu().numpy()
         top_scores[users] = scores.cpu().numpy()
     model.train(was_training)

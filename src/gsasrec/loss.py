@@ -9,6 +9,8 @@ and has no clamp-induced dead zones (outside them the two agree).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +24,18 @@ def gbce_beta(num_items: int, negs_per_pos: int, t: float) -> float:
         raise ValueError(f"gBCE needs num_items >= 2 (alpha divides by num_items - 1), got {num_items}")
     alpha = negs_per_pos / (num_items - 1)
     return alpha * ((1 - 1 / alpha) * t + 1 / alpha)
+
+
+def initial_logit_offset(config, num_items: int) -> float:
+    """The constant logit that minimises the training loss when the model knows nothing.
+
+    For gBCE, beta * softplus(-c) + k * softplus(c) is least at sigmoid(c) / (1 - sigmoid(c)) = beta / k,
+    so c = log(beta / k): -6.73 for the seed's ML-1M config (t 0.75, k 256), 0 for SASRec (t 0, k 1).
+    The softmax losses are blind to a shared shift, so they start at 0.
+    """
+    if config.loss != "gbce":
+        return 0.0
+    return math.log(gbce_beta(num_items, config.negs_per_pos, config.gbce_t) / config.negs_per_pos)
 
 
 def gbce_loss(logits: torch.Tensor, beta: float, mask: torch.Tensor | None = None) -> torch.Tensor:

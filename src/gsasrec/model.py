@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsasrec.items import embedding_rows, padding_id
+from gsasrec.loss import initial_logit_offset
 
 
 def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -93,7 +94,8 @@ class TransformerBlock(nn.Module):
 class GSASRec(nn.Module):
     def __init__(self, num_items: int, sequence_length: int = 200, embedding_dim: int = 256,
                  num_heads: int = 4, num_blocks: int = 3, dropout_rate: float = 0.0,
-                 reuse_item_embeddings: bool = False, init_std: float | None = None):
+                 reuse_item_embeddings: bool = False, init_std: float | None = None,
+                 logit_offset: float | None = None):
         super().__init__()
         self.num_items = num_items
         self.padding_id = padding_id(num_items)
@@ -109,6 +111,12 @@ class GSASRec(nn.Module):
         self.seq_norm = nn.LayerNorm(embedding_dim)
         if not reuse_item_embeddings:
             self.output_embedding = nn.Embedding(rows, embedding_dim)
+        # One learnable bias per id added to its score. gBCE wants every logit near log(beta / k) at the
+        # start (loss.initial_logit_offset); without a bias the network can only get there by pointing
+        # every user's hidden state along one shared direction, and it stalls at popularity level
+        # (REFERENCE-NOTES.md). None: the reference's model, whose scores have no bias (and whose
+        # state_dict has exactly the reference's keys).
+        self.output_bias = None if logit_offset is None else nn.Parameter(torch.full((rows,), logit_offset))
         if init_std is not None:
             # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the
             # first thousands of steps shrinking them (REFERENCE-NOTES.md); smaller tables start sooner.
@@ -121,7 +129,8 @@ class GSASRec(nn.Module):
         return cls(num_items=num_items, sequence_length=config.sequence_length,
                    embedding_dim=config.embedding_dim, num_heads=config.num_heads,
                    num_blocks=config.num_blocks, dropout_rate=config.dropout_rate,
-                   reuse_item_embeddings=config.reuse_item_embeddings, init_std=config.init_std)
+                   reuse_item_embeddings=config.reuse_item_embeddings, init_std=config.init_std,
+                   logit_offset=initial_logit_offset(config, num_items) if config.logit_offset else None)
 
     @property
     def output_table(self) -> torch.Tensor:
@@ -129,6 +138,14 @@ class GSASRec(nn.Module):
         if self.reuse_item_embeddings:
             return self.item_embedding.weight
         return self.output_embedding.weight
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The reference's state_dicts (and this project's before the offset) have no output_bias: their
+        # scores have none, which is a bias of 0.
+        if (self.output_bias is not None and prefix + "output_bias" not in state_dict
+                and prefix + "item_embedding.weight" in state_dict):
+            state_dict[prefix + "output_bias"] = torch.zeros_like(self.output_bias)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Sequence embeddings (batch, width, dim) of left-padded inputs (batch, width).
@@ -158,7 +175,8 @@ class GSASRec(nn.Module):
 
     def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Scores (batch, num_items + 2) of every id at the last position, before any masking."""
-        return self.last_hidden(inputs) @ self.output_table.T
+        scores = self.last_hidden(inputs) @ self.output_table.T
+        return scores if self.output_bias is None else scores + self.output_bias
 
 
 def attention_mask(valid: torch.Tensor) -> torch.Tensor:

@@ -138,5 +138,6 @@ class Recommender:
         rated = all_items(sequences, padding)
         rated[~np.asarray(exclude_seen)] = padding  # these rows keep their history
         ids, scores = top_k(self.model.last_hidden(inputs), self.model.output_table, k, self.model.num_items,
-                            torch.from_numpy(rated).to(self.device), self.max_score_elements)
+                            torch.from_numpy(rated).to(self.device), self.max_score_elements,
+                            self.model.output_bias)
         return ids.cpu().numpy(), scores.cpu().numpy()

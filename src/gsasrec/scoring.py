@@ -17,8 +17,8 @@ DENSE_LOGITS_MAX_BYTES = 1 << 30
 ROW_BUCKET = 512
 
 
-def all_logits(hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """(positions, num_items + 2) = hidden @ table.T, computed on a row count rounded up to a multiple of
+def all_logits(hidden: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """(positions, num_items + 2) = hidden @ table.T (+ bias, one per id), the product computed on a row count rounded up to a multiple of
     ROW_BUCKET (zero rows, sliced off again). The number of non-padding positions differs in every batch,
     and oneDNN's bfloat16 kernels keep a primitive per matrix shape: without buckets, CPU memory grew
     without bound under --precision bf16 (benchmarks/RESULTS.md)."""
@@ -26,7 +26,8 @@ def all_logits(hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     padded = -(-rows // ROW_BUCKET) * ROW_BUCKET
     if padded != rows:
         hidden = torch.cat([hidden, hidden.new_zeros(padded - rows, hidden.shape[1])])
-    return (hidden @ table.T)[:rows]
+    logits = (hidden @ table.T)[:rows]
+    return logits if bias is None else logits + bias
 
 
 def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> bool:
@@ -35,17 +36,27 @@ def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> b
 
 
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
-                     negatives: torch.Tensor, dense: bool) -> torch.Tensor:
+                     negatives: torch.Tensor, dense: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
     """(positions, 1 + negatives) logits, column 0 the positive.
 
     hidden: (positions, dim); table: (num_items + 2, dim); positives: (positions,);
-    negatives: (positions, negatives). Both paths give the same values and gradients (tested).
+    negatives: (positions, negatives); bias: (num_items + 2,) or None. Both paths give the same values
+    and gradients (tested).
     """
     candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (positions, 1 + negatives)
     if dense:
-        return all_logits(hidden, table).gather(1, candidates)  # (positions, 1 + negatives)
-    embeddings = table[candidates]  # (positions, 1 + negatives, dim)
-    return torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
+        logits = all_logits(hidden, table).gather(1, candidates)  # (positions, 1 + negatives)
+    else:
+        embeddings = table[candidates]  # (positions, 1 + negatives, dim)
+        logits = torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
+    # The bias is added after the gather: a (positions, 1 + negatives) sum, not a (positions, items) one.
+    return logits if bias is None else logits + bias[candidates]
+
+
+def all_scores(hidden: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """(batch, rows) float32 scores of hidden against every row of table, plus each row's bias."""
+    scores = (hidden @ table.T).float()
+    return scores if bias is None else scores + bias
 
 
 def mask_scores(scores: torch.Tensor, num_items: int, rated: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,26 +72,26 @@ def mask_scores(scores: torch.Tensor, num_items: int, rated: torch.Tensor | None
 
 
 def top_k(hidden: torch.Tensor, table: torch.Tensor, k: int, num_items: int,
-          rated: torch.Tensor | None = None, max_elements: int | None = None
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch, k) best item ids and scores of hidden @ table.T, non-items and rated items excluded.
+          rated: torch.Tensor | None = None, max_elements: int | None = None,
+          bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, k) best item ids and scores of hidden @ table.T + bias, non-items and rated items excluded.
 
-    hidden: (batch, dim); table: (num_items + 2, dim); rated: (batch, width) ids padded with the padding
-    id. With max_elements, scores are computed for blocks of items so that no (batch, block) matrix has
+    hidden: (batch, dim); table: (num_items + 2, dim); bias: (num_items + 2,) or None; rated: (batch,
+    width) ids padded with the padding id. With max_elements, scores are computed for blocks of items so that no (batch, block) matrix has
     more elements than that, and the blocks' top-k lists are merged: a large catalogue never needs a
     (batch, num_items) matrix.
     """
     rows = table.shape[0]
     block = rows if max_elements is None else max(k, max_elements // max(len(hidden), 1))
     if block >= rows:
-        scores = mask_scores((hidden @ table.T).float(), num_items, rated)  # (batch, num_items + 2)
+        scores = mask_scores(all_scores(hidden, table, bias), num_items, rated)  # (batch, num_items + 2)
         best = torch.topk(scores, k, dim=1)
         return best.indices, best.values
     best_ids = torch.empty(len(hidden), 0, dtype=torch.long, device=hidden.device)
     best_scores = torch.empty(len(hidden), 0, device=hidden.device)
     for start in range(0, rows, block):
         end = min(start + block, rows)
-        scores = (hidden @ table[start:end].T).float()  # (batch, block)
+        scores = all_scores(hidden, table[start:end], None if bias is None else bias[start:end])  # (batch, block)
         ids = torch.arange(start, end, device=hidden.device)
         scores[:, (ids == 0) | (ids >= padding_id(num_items))] = float("-inf")
         if rated is not None:

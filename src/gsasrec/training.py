@@ -358,12 +358,14 @@ class TrainingStep:
             positions = hidden[valid]  # (positions, dim)
             positives = labels[valid]  # (positions,)
             if self.loss_name == "ce":
-                logits = all_logits(positions, self.model.output_table)  # (positions, num_items + 2)
+                logits = all_logits(positions, self.model.output_table,
+                                    self.model.output_bias)  # (positions, num_items + 2)
             else:
                 negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
                                              self.generator, inputs.device)  # (positions, negatives)
                 dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense)
+                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense,
+                                          self.model.output_bias)
         # The losses run in float32 whatever the autocast dtype.
         if self.loss_name == "ce":
             return full_ce_loss(logits, positives)
