@@ -49,6 +49,7 @@ def test_ir_measures_objects_are_accepted(tmp_path):
     ("learning_rate", 0, "'learning_rate' must be a number > 0"),
     ("init_std", -1.0, "'init_std' must be None or a number > 0"),
     ("random_windows", 1, "'random_windows' must be True or False"),
+    ("logit_offset", "yes", "'logit_offset' must be True or False"),
 ])
 def test_impossible_values_name_the_field(tmp_path, field, value, words):
     path = write_config(tmp_path / "c.py", **{field: value})
