@@ -13,14 +13,13 @@ shift || true
 recipes=${*:-gsasrec sasrec gsasrec_t1 reference}
 mkdir -p benchmarks/runs benchmarks/logs
 for recipe in $recipes; do
-  steps=3000
   case $recipe in
-    gsasrec) config=configs/ml1m_gsasrec_cpu.py ;;
-    gsasrec_t1) config=configs/ml1m_gsasrec_t1_cpu.py ;;
-    sasrec) config=configs/ml1m_sasrec_cpu.py ;;
+    gsasrec) config=configs/ml1m_gsasrec_cpu.py; steps=4000 ;;
+    gsasrec_t1) config=configs/ml1m_gsasrec_t1_cpu.py; steps=4000 ;;
+    sasrec) config=configs/ml1m_sasrec_cpu.py; steps=3000 ;;
     default) config=configs/ml1m_gsasrec.py; steps=960 ;;
     reference)
-      config=benchmarks/runs/ml1m_reference_dynamics.py; steps=960
+      config=benchmarks/runs/ml1m_reference_dynamics.py; steps=480
       sed 's/gbce_t = 0.75,/gbce_t = 0.75, init_std=None, logit_offset=False,/' configs/ml1m_gsasrec.py > "$config" ;;
     *) echo "unknown recipe $recipe" >&2; exit 2 ;;
   esac
