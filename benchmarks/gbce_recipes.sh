@@ -25,10 +25,10 @@ for recipe in $recipes; do
   esac
   run=benchmarks/runs/$recipe
   rm -rf "$run"
-  gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --max-steps "$steps" --seed 0 \
+  python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --max-steps "$steps" --seed 0 \
     --output-dir "$run" --no-progress
   cp "$run/metrics.jsonl" "benchmarks/logs/ml1m_${recipe}_seed0.jsonl"
-  gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \
+  python -m gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \
     --calibration-plot "$run/calibration.png" --json | tee "$run/test.txt"
 done
 python benchmarks/time_to_quality.py benchmarks/logs/ml1m_*_seed0.jsonl
