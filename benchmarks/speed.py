@@ -24,7 +24,7 @@ from gsasrec.config import load_config
 from gsasrec.data.folder import read_dataset
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
-from gsasrec.runtime import resolve_device, retain_freed_memory, seeded_generator
+from gsasrec.runtime import resolve_device, retain_freed_memory
 from gsasrec.training import TrainingStep
 
 
@@ -59,7 +59,8 @@ def main() -> None:
     if device.type == "cpu" and not args.keep_malloc:
         retain_freed_memory()
     dataset = read_dataset(config.dataset_name, args.datasets_dir)
-    generator = seeded_generator(0, device)
+    torch.manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)
     model = GSASRec.from_config(config, dataset.num_items).to(device)
     optimizer = torch.optim.Adam(model.parameters(), fused=device.type == "cuda")
     batches = TrainingBatches(dataset.train, config.sequence_length, model.padding_id,
@@ -68,7 +69,9 @@ def main() -> None:
     model.train()
     times = []
     while len(times) < args.warmup + args.steps:
-        for inputs, labels in batches.epoch(10**9, generator):
+        order = batches.shuffle(generator)
+        for index in range(len(batches)):
+            inputs, labels = batches.batch(order, index)
             synchronize(device)
             started = time.perf_counter()
             step(inputs, labels)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from gsasrec.cli import main
-from gsasrec.data.folder import read_dataset
-from gsasrec.data.interactions import read_id_table
+from gsasrec.data.folder import read_dataset, read_id_table
 
 EVENTS = """user,sku,ts
 u1,A,2024-01-03

@@ -6,7 +6,6 @@ Everything on the hot path is whole-tensor work on the device: no DataLoader, no
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -94,9 +93,3 @@ class TrainingBatches:
         """(batch, width) the `width` items of each user's history before `ends`, padded on the left."""
         positions = ends[:, None] - self.width + torch.arange(self.width, device=ends.device)  # (batch, width)
         return self.items[torch.where(positions >= 0, self.starts[users][:, None] + positions, 0)]
-
-    def epoch(self, max_batches: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled (inputs, labels) batches, at most max_batches of them."""
-        order = self.shuffle(generator)
-        for index in range(min(len(self), max_batches)):
-            yield self.batch(order, index, generator=generator)

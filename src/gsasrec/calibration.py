@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsasrec.batches import trimmed_inputs
 from gsasrec.data.folder import Split
-from gsasrec.files import atomic_path
+from gsasrec.figures import save_figure, subplots
+from gsasrec.inference import inference, last_hidden
 from gsasrec.model import GSASRec
 from gsasrec.scoring import candidate_logits
 
@@ -50,30 +50,27 @@ def _plain(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-@torch.no_grad()
 def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, batch_size: int = 512
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, labels, weights) for every user's target and its sampled non-targets."""
-    model.eval()
     device = model.output_table.device
     num_items = model.num_items
     generator = torch.Generator(device=device).manual_seed(seed)
     probabilities, labels = [], []
-    for start in range(0, len(split.inputs), batch_size):
-        users = np.arange(start, min(start + batch_size, len(split.inputs)))
-        histories = split.inputs.take(users)
-        inputs = torch.from_numpy(trimmed_inputs(histories, model.sequence_length, model.padding_id)).to(device)
-        hidden = model.last_hidden(inputs)  # (batch, dim)
-        targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
-        # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.
-        others = torch.randint(1, num_items, (len(users), negatives), generator=generator, device=device)
-        others = others + (others >= targets.unsqueeze(1)).long()  # (batch, negatives)
-        scores = candidate_logits(hidden, model.output_table, targets, others, dense=False,
-                                  bias=model.output_bias)  # (batch, 1 + negatives)
-        probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
-        row_labels = np.zeros(scores.shape, dtype=np.float64)
-        row_labels[:, 0] = 1.0
-        labels.append(row_labels)
+    with inference(model):
+        for start in range(0, len(split.inputs), batch_size):
+            users = np.arange(start, min(start + batch_size, len(split.inputs)))
+            hidden = last_hidden(model, split.inputs.take(users))  # (batch, dim)
+            targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
+            # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.
+            others = torch.randint(1, num_items, (len(users), negatives), generator=generator, device=device)
+            others = others + (others >= targets.unsqueeze(1)).long()  # (batch, negatives)
+            scores = candidate_logits(hidden, model.output_table, targets, others, dense=False,
+                                      bias=model.output_bias)  # (batch, 1 + negatives)
+            probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
+            row_labels = np.zeros(scores.shape, dtype=np.float64)
+            row_labels[:, 0] = 1.0
+            labels.append(row_labels)
     probabilities = np.concatenate(probabilities).ravel()
     labels = np.concatenate(labels).ravel()
     weights = np.where(labels == 1.0, 1.0, (num_items - 1) / negatives)
@@ -98,12 +95,7 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, we
 
 
 def save_reliability_diagram(calibration: Calibration, path: str | Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (diagram, shares) = plt.subplots(2, 1, figsize=(5.5, 6.5), dpi=100, sharex=True,
+    figure, (diagram, shares) = subplots(2, 1, figsize=(5.5, 6.5), dpi=100, sharex=True,
                                              gridspec_kw={"height_ratios": [3, 1]})
     centers = (calibration.bin_edges[:-1] + calibration.bin_edges[1:]) / 2
     width = calibration.bin_edges[1] - calibration.bin_edges[0]
@@ -121,7 +113,4 @@ def save_reliability_diagram(calibration: Calibration, path: str | Path, title: 
     shares.set_ylabel("share")
     shares.set_xlabel("sigmoid(score)")
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gsasrec.errors import GSASRecError
+from gsasrec.metrics import measure_cutoff, measure_name
 
 DEFAULT_METRICS = ("nDCG@10", "R@1", "R@10")
 LOSSES = ("gbce", "ce", "sampled_ce")
@@ -98,25 +99,6 @@ def config_from_dict(values: dict) -> GSASRecExperimentConfig:
     """A config stored in a checkpoint or run folder (fields missing from older files take the value
     they had then)."""
     return make_config(**{**STORED_DEFAULTS, **values})
-
-
-def measure_name(measure: Any, field_name: str) -> str:
-    """The canonical ir-measures name of a measure given as a string or an ir-measures object."""
-    import ir_measures
-
-    text = str(measure)
-    try:
-        return str(ir_measures.parse_measure(text))
-    except Exception:
-        raise GSASRecError(
-            f"config field {field_name!r}: {text!r} is not an ir-measures measure (e.g. 'nDCG@10', 'R@1')"
-        ) from None
-
-
-def measure_cutoff(name: str) -> int | None:
-    import ir_measures
-
-    return ir_measures.parse_measure(name).params.get("cutoff")
 
 
 def _as_list(value: Any) -> list:

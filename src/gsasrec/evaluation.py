@@ -8,16 +8,13 @@ costs only its own length, and the columns that remain are the ones the model wo
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from gsasrec.batches import all_items, trimmed_inputs
+from gsasrec.batches import all_items
 from gsasrec.data.folder import Sequences, Split
+from gsasrec.inference import top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
-from gsasrec.scoring import top_k
 
 
-@torch.no_grad()
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
                 batch_size: int = 512, max_score_elements: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(users, limit) item ids and their scores, best first, in the order of `inputs`.
@@ -26,24 +23,17 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
     last sequence_length ones that the model sees. max_score_elements bounds the (users, items) score
     blocks (scoring.top_k).
     """
-    was_training = model.training
-    model.eval()
-    device = model.output_table.device
-    num_items = model.num_items
     order = np.argsort(inputs.lengths, kind="stable")
-    top_items = np.zeros((len(inputs), limit), dtype=np.int64)
-    top_scores = np.zeros((len(inputs), limit), dtype=np.float32)
+    best_items = np.zeros((len(inputs), limit), dtype=np.int64)
+    best_scores = np.zeros((len(inputs), limit), dtype=np.float32)
     for start in range(0, len(inputs), batch_size):
         users = order[start:start + batch_size]
         histories = inputs.take(users)
-        batch = torch.from_numpy(trimmed_inputs(histories, model.sequence_length, model.padding_id)).to(device)
-        rated = torch.from_numpy(all_items(histories, model.padding_id)).to(device) if filter_rated else None
-        ids, scores = top_k(model.last_hidden(batch), model.output_table, limit, num_items, rated,
-                            max_score_elements, model.output_bias)
-        top_items[users] = ids.cpu().numpy()
-        top_scores[users] = scores.cpu().numpy()
-    model.train(was_training)
-    return top_items, top_scores
+        excluded = all_items(histories, model.padding_id) if filter_rated else None
+        ids, scores = top_items(model, histories, limit, excluded, max_score_elements)
+        best_items[users] = ids.cpu().numpy()
+        best_scores[users] = scores.cpu().numpy()
+    return best_items, best_scores
 
 
 def evaluate(model: GSASRec, split: Split, metrics: list, limit: int, filter_rated: bool,

@@ -6,9 +6,30 @@ to ir-measures); any other measure is computed by ir-measures itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from gsasrec.config import measure_name
+from gsasrec.errors import GSASRecError
+
+
+def measure_name(measure: Any, field_name: str) -> str:
+    """The canonical ir-measures name of a measure given as a string or an ir-measures object."""
+    import ir_measures
+
+    text = str(measure)
+    try:
+        return str(ir_measures.parse_measure(text))
+    except Exception:
+        raise GSASRecError(
+            f"config field {field_name!r}: {text!r} is not an ir-measures measure (e.g. 'nDCG@10', 'R@1')"
+        ) from None
+
+
+def measure_cutoff(name: str) -> int | None:
+    import ir_measures
+
+    return ir_measures.parse_measure(name).params.get("cutoff")
 
 
 def target_ranks(top_items: np.ndarray, targets: np.ndarray) -> np.ndarray:

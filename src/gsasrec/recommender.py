@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from gsasrec.batches import all_items, trimmed_inputs
+from gsasrec.batches import all_items
 from gsasrec.checkpoint import load_model
-from gsasrec.data.folder import Sequences, resolve_datasets_dir
+from gsasrec.data.folder import (ITEM_IDS, ITEM_NAMES, Sequences, read_id_table, read_names_table,
+                                 resolve_datasets_dir)
 from gsasrec.errors import GSASRecError
+from gsasrec.inference import top_items
 from gsasrec.model import GSASRec
 from gsasrec.runtime import resolve_device
-from gsasrec.scoring import top_k
 
 ItemId = str | int
 
@@ -43,18 +43,14 @@ class ItemCatalog:
         self.num_items = num_items
         self.external: list[ItemId] = list(range(1, num_items + 1))
         self.names: list[str | None] = [None] * num_items
-        if folder is not None and (folder / "item_ids.tsv").exists():
-            from gsasrec.data.interactions import read_id_table
-
-            self.external = read_id_table(folder / "item_ids.tsv")
+        if folder is not None and (folder / ITEM_IDS).exists():
+            self.external = read_id_table(folder / ITEM_IDS)
             if len(self.external) != num_items:
-                raise GSASRecError(f"{folder / 'item_ids.tsv'}: {len(self.external)} ids, "
+                raise GSASRecError(f"{folder / ITEM_IDS}: {len(self.external)} ids, "
                                    f"but the model has num_items={num_items}")
-        if folder is not None and (folder / "item_names.tsv").exists():
-            for line in (folder / "item_names.tsv").read_text().splitlines()[1:]:
-                internal, name = line.split("\t", 1)
-                if 1 <= int(internal) <= num_items:
-                    self.names[int(internal) - 1] = name
+        if folder is not None and (folder / ITEM_NAMES).exists():
+            for internal, name in read_names_table(folder / ITEM_NAMES, num_items).items():
+                self.names[internal - 1] = name
         self.internal = {str(item): index for index, item in enumerate(self.external, start=1)}
 
     def to_internal(self, history: Sequence[ItemId]) -> tuple[list[int], list]:
@@ -128,16 +124,11 @@ class Recommender:
             results.append(Recommendations(items=items, unknown_items=unknown))
         return results
 
-    @torch.no_grad()
     def top_internal(self, histories: list[list[int]], k: int, exclude_seen: list[bool]
                      ) -> tuple[np.ndarray, np.ndarray]:
         """(histories, k) internal ids and scores, one forward pass for the whole batch."""
         sequences = Sequences.from_lists(histories)
-        padding = self.model.padding_id
-        inputs = torch.from_numpy(trimmed_inputs(sequences, self.model.sequence_length, padding)).to(self.device)
-        rated = all_items(sequences, padding)
-        rated[~np.asarray(exclude_seen)] = padding  # these rows keep their history
-        ids, scores = top_k(self.model.last_hidden(inputs), self.model.output_table, k, self.model.num_items,
-                            torch.from_numpy(rated).to(self.device), self.max_score_elements,
-                            self.model.output_bias)
+        excluded = all_items(sequences, self.model.padding_id)
+        excluded[~np.asarray(exclude_seen)] = self.model.padding_id  # these rows may get their history
+        ids, scores = top_items(self.model, sequences, k, excluded, self.max_score_elements)
         return ids.cpu().numpy(), scores.cpu().numpy()

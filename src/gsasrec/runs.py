@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from gsasrec.errors import GSASRecError
-from gsasrec.files import atomic_path, write_text_atomic
+from gsasrec.figures import save_figure, subplots
+from gsasrec.files import write_text_atomic
 
 RUN_CONFIG = "config.json"
 METRICS_LOG = "metrics.jsonl"
@@ -71,15 +72,10 @@ def draw_curve(run_dir: Path, metric: str) -> Path | None:
     records = read_records(run_dir)
     if not records:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [r["step"] for r in records]
     minutes = [r["seconds"] / 60 for r in records]
     values = [r["metrics"].get(metric, float("nan")) for r in records]
-    figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100, sharey=True)
+    figure, (by_step, by_time) = subplots(1, 2, figsize=(10, 3.8), dpi=100, sharey=True)
     for axes, x, label in ((by_step, steps, "training steps"), (by_time, minutes, "wall time, minutes")):
         axes.plot(x, values, marker=".", color="#3b75af")
         axes.set_xlabel(label)
@@ -87,10 +83,7 @@ def draw_curve(run_dir: Path, metric: str) -> Path | None:
     by_step.set_ylabel(f"validation {metric}")
     figure.suptitle(Path(run_dir).name)
     figure.tight_layout()
-    with atomic_path(Path(run_dir) / CURVE) as temporary:
-        figure.savefig(temporary, format="png")
-    plt.close(figure)
-    return Path(run_dir) / CURVE
+    return save_figure(figure, Path(run_dir) / CURVE)
 
 
 def summarize_run(run_dir: Path) -> dict:

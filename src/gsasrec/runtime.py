@@ -28,15 +28,6 @@ def new_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
-    """Seeds the global RNG (model initialisation, dropout) and returns a generator on `device`
-    for batch order and negatives."""
-    torch.manual_seed(seed)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    return generator
-
-
 def retain_freed_memory() -> None:
     """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
 

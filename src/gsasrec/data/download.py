@@ -4,8 +4,6 @@ Either way the SHA-256 is checked when one is known."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gsasrec.errors import GSASRecError
+from gsasrec.files import atomic_path
 
 
 def sha256_of(path: Path) -> str:
@@ -48,20 +47,15 @@ def fetch(source: str, cache_dir: Path, sha256: str | None, hint: str) -> Path:
 
 
 def download(url: str, path: Path, hint: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+        with atomic_path(path) as temporary, open(temporary, "wb") as out, \
+                urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {path.name}") as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
-        os.replace(temporary, path)
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         reason = getattr(error, "reason", None) or error
         raise GSASRecError(f"cannot download {url} ({reason}); without network access, "
                            f"download it elsewhere and pass the file: {hint}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

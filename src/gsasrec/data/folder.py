@@ -24,6 +24,11 @@ DATASETS_ENV = "GSASREC_DATASETS"
 SPLITS = ("val", "test")
 
 
+def offsets_of(lengths: np.ndarray) -> np.ndarray:
+    """(count + 1,) int64 start of each sequence in the flat items, and the total at the end."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
 @dataclass
 class Sequences:
     """Variable-length item sequences stored flat: sequence u is items[offsets[u]:offsets[u + 1]]."""
@@ -52,14 +57,14 @@ class Sequences:
     @classmethod
     def from_lists(cls, sequences: list) -> "Sequences":
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        offsets = offsets_of(lengths)
         items = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(offsets[-1]))
         return cls(items, offsets)
 
 
 def _slices(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> Sequences:
     """Sequences made of items[starts[u]:starts[u] + lengths[u]], vectorised (no loop over users)."""
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    offsets = offsets_of(lengths)
     shift = np.repeat(starts - offsets[:-1], lengths)  # (total,) source index minus target index
     return Sequences(items=items[np.arange(offsets[-1]) + shift], offsets=offsets)
 
@@ -156,7 +161,7 @@ def read_sequences(path: Path, num_items: int) -> Sequences:
         raise GSASRecError(f"{path}: not a text file (expected space-separated item ids)") from None
     rows = [line.split() for line in text.splitlines()]
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    offsets = offsets_of(lengths)
     try:
         items = np.array(list(chain.from_iterable(rows)), dtype=np.int64)
     except (ValueError, OverflowError):
@@ -227,3 +232,42 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
         if temporary.exists():
             shutil.rmtree(temporary)
     return path
+
+
+# --- id and name tables: beside the dataset files, for datasets built from logs with their own ids ---------
+
+USER_IDS = "user_ids.tsv"  # internal_id <TAB> external_id, one row per user, internal ids 1..num_users
+ITEM_IDS = "item_ids.tsv"  # the same for items
+ITEM_NAMES = "item_names.tsv"  # item_id <TAB> title, for the items that have one
+ID_TABLE_HEADER = "internal_id\texternal_id\n"
+NAMES_TABLE_HEADER = "item_id\ttitle\n"
+
+
+def format_id_table(external_ids: list) -> str:
+    """user_ids.tsv / item_ids.tsv text: row i holds internal id i and its external id."""
+    return ID_TABLE_HEADER + "".join(f"{i}\t{e}\n" for i, e in enumerate(external_ids, start=1))
+
+
+def read_id_table(path: Path) -> list[str]:
+    """External ids in internal-id order from user_ids.tsv / item_ids.tsv."""
+    lines = Path(path).read_text().splitlines()[1:]
+    return [line.split("\t", 1)[1] for line in lines]
+
+
+def format_names_table(names: dict[int, str]) -> str:
+    """item_names.tsv text from internal id -> title (tabs and line breaks in a title become spaces)."""
+    rows = (f"{internal}\t{str(title).replace(chr(9), ' ').replace(chr(10), ' ')}\n"
+            for internal, title in sorted(names.items()))
+    return NAMES_TABLE_HEADER + "".join(rows)
+
+
+def read_names_table(path: Path, num_items: int) -> dict[int, str]:
+    """internal id -> title from item_names.tsv; ids outside 1..num_items are ignored."""
+    names = {}
+    for number, line in enumerate(Path(path).read_text().splitlines()[1:], start=2):
+        internal, separator, title = line.partition("\t")
+        if not separator or not internal.isdigit():
+            raise GSASRecError(f"{path}:{number}: expected 'item_id<TAB>title', got {line[:60]!r}")
+        if 1 <= int(internal) <= num_items:
+            names[int(internal)] = title
+    return names

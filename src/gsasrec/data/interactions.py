@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gsasrec.data.folder import Sequences, write_dataset
+from gsasrec.data.folder import (ITEM_IDS, ITEM_NAMES, USER_IDS, Sequences, format_id_table,
+                                  format_names_table, offsets_of, write_dataset)
 from gsasrec.data.split import leave_one_out, sample_validation_users
 from gsasrec.errors import GSASRecError
 
@@ -157,7 +158,7 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     order = ["user_id"] + (["time"] if "time" in frame.columns else []) + ["row"]
     frame = frame.sort(order)  # the row number as the last key: ties in time keep file order
     counts = frame.group_by("user_id").len().sort("user_id")["len"].to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    offsets = offsets_of(counts)
     sequences = Sequences(items=frame["item_id"].to_numpy().astype(np.int64), offsets=offsets)
     report.users, report.items, report.interactions = len(users), len(items), len(frame)
     return sequences, users["user"].to_list(), items["item"].to_list()
@@ -194,9 +195,10 @@ def import_log(frame, name: str, datasets_dir: Path, options: ImportOptions, for
     train, val, test = leave_one_out(sequences, is_validation)
     stats = {"num_users": report.users, "num_items": report.items, "num_interactions": report.interactions,
              "import": {"source": source, **asdict(options), **_report_counts(report)}}
-    extra = {"user_ids.tsv": id_table(user_ids), "item_ids.tsv": id_table(item_ids)}
+    extra = {USER_IDS: format_id_table(user_ids), ITEM_IDS: format_id_table(item_ids)}
     if item_names:
-        extra["item_names.tsv"] = names_table(item_ids, item_names)
+        extra[ITEM_NAMES] = format_names_table(
+            {i: item_names[e] for i, e in enumerate(item_ids, start=1) if e in item_names})
     path = write_dataset(Path(datasets_dir) / name, stats, train, val, test, force=force, extra_files=extra)
     return path, report
 
@@ -205,20 +207,6 @@ def _report_counts(report: ImportReport) -> dict:
     counts = asdict(report)
     counts.pop("notes")
     return counts
-
-
-def id_table(external_ids: list) -> str:
-    return "internal_id\texternal_id\n" + "".join(f"{i}\t{e}\n" for i, e in enumerate(external_ids, start=1))
-
-
-def names_table(external_ids: list, names: dict) -> str:
-    """item_names.tsv: internal id, title, for the items that have a name."""
-    rows = (f"{i}\t{_clean(names[e])}\n" for i, e in enumerate(external_ids, start=1) if e in names)
-    return "item_id\ttitle\n" + "".join(rows)
-
-
-def _clean(text: str) -> str:
-    return str(text).replace("\t", " ").replace("\n", " ")
 
 
 def read_item_names(path: Path) -> dict:
@@ -239,12 +227,6 @@ def read_item_names(path: Path) -> dict:
         raise GSASRecError(f"{path}: item names need two columns (external item id, title)")
     ids, titles = table.columns[:2]
     return dict(zip(table[ids].cast(pl.Utf8).to_list(), table[titles].cast(pl.Utf8).to_list()))
-
-
-def read_id_table(path: Path) -> list:
-    """External ids in internal-id order from user_ids.tsv / item_ids.tsv."""
-    lines = Path(path).read_text().splitlines()[1:]
-    return [line.split("\t", 1)[1] for line in lines]
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gsasrec.data.download import fetch
-from gsasrec.data.folder import Sequences, write_dataset
+from gsasrec.data.folder import ITEM_NAMES, Sequences, format_names_table, offsets_of, write_dataset
 from gsasrec.data.interactions import ImportOptions, ImportReport, import_log
 from gsasrec.data.split import leave_one_out, reference_validation_users
 from gsasrec.errors import GSASRecError
@@ -39,7 +39,7 @@ def build_ml1m(datasets_dir: Path, source: str = ML1M_URL, extra_dir: Path | Non
         raise GSASRecError(f"{raw}: expected `user item` lines grouped by user in ascending user order")
     num_users, num_items = int(pairs[:, 0].max()), int(pairs[:, 1].max())
     counts = np.bincount(pairs[:, 0], minlength=num_users + 1)[1:]
-    sequences = Sequences(items=pairs[:, 1].copy(), offsets=np.concatenate([[0], np.cumsum(counts)]))
+    sequences = Sequences(items=pairs[:, 1].copy(), offsets=offsets_of(counts))
     is_validation = reference_validation_users(num_users, ML1M_VALIDATION_USERS, ML1M_SEED)
     train, val, test = leave_one_out(sequences, is_validation)
     stats = {"num_users": num_users, "num_items": num_items, "num_interactions": int(len(pairs))}
@@ -73,12 +73,12 @@ def ml1m_extras(extra_dir: Path) -> dict:
     for line in files["extra/movies.dat"].decode("latin-1").splitlines():
         movie_id, title, _ = line.split("::", 2)
         titles[movie_id] = title
-    rows = []
+    names = {}
     for line in files["extra/sas_to_original_items.txt"].decode().splitlines():
         sas_id, movie_id = line.split()
         if movie_id in titles:
-            rows.append(f"{sas_id}\t{titles[movie_id]}\n")
-    files["item_names.tsv"] = "item_id\ttitle\n" + "".join(rows)
+            names[int(sas_id)] = titles[movie_id]
+    files[ITEM_NAMES] = format_names_table(names)
     return files
 
 

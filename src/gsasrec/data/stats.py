@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gsasrec.data.folder import Dataset
-from gsasrec.files import atomic_path
+from gsasrec.figures import save_figure, subplots
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
@@ -30,13 +30,8 @@ def summarize(dataset: Dataset) -> dict:
 
 
 def save_length_histogram(dataset: Dataset, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     lengths = dataset.test.inputs.lengths + 1
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    figure, axes = subplots(figsize=(7, 4), dpi=100)
     bins = np.unique(np.geomspace(max(lengths.min(), 1), lengths.max() + 1, 40).astype(int))
     axes.hist(lengths, bins=bins, color="#3b75af")
     axes.set_xscale("log")
@@ -44,7 +39,4 @@ def save_length_histogram(dataset: Dataset, path: Path) -> Path:
     axes.set_ylabel("users")
     axes.set_title(f"{dataset.name}: sequence lengths of {len(lengths)} users")
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
