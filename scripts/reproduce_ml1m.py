@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from gsasrec.checkpoint import load_model, save_checkpoint
-from gsasrec.cli import read_or_build_dataset
 from gsasrec.config import load_config
+from gsasrec.data.recipes import open_dataset
 from gsasrec.evaluation import evaluate_config
 from gsasrec.files import write_text_atomic
 from gsasrec.runtime import resolve_device
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--docs", default=str(REPO / "docs"), help="folder for the curve PNG")
     args = parser.parse_args()
     config = load_config(args.config)
-    dataset = read_or_build_dataset(config.dataset_name, args.datasets_dir)
+    dataset = open_dataset(config.dataset_name, args.datasets_dir)
     device = resolve_device(args.device)
     run_dir = Path("runs") / f"reproduce-{args.name}-{int(time.time())}"
     result = train(config, dataset, RunOptions(output_dir=run_dir, device=device, seed=args.seed,

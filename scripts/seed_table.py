@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from gsasrec.checkpoint import load_model
-from gsasrec.cli import read_or_build_dataset
+from gsasrec.data.recipes import open_dataset
 from gsasrec.evaluation import evaluate_config
 
 # The seed README's table (test set, all users, rated items filtered, top 10).
@@ -34,7 +34,7 @@ def main() -> None:
     dataset = None
     for path in checkpoints:
         model, config, _ = load_model(path)
-        dataset = dataset or read_or_build_dataset(config.dataset_name, args.datasets_dir)
+        dataset = dataset or open_dataset(config.dataset_name, args.datasets_dir)
         metrics = evaluate_config(model, dataset.test, config, ["R@1", "R@10", "nDCG@10"])
         seed = SEED[model_kind(config)]
         print(f"| {path.name} | {config.loss} | {config.negs_per_pos} | {config.gbce_t} | "

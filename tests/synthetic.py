@@ -37,7 +37,8 @@ def write_config(path: Path, dataset_name: str = "cycle", **fields) -> Path:
               "num_blocks": 2, "dropout_rate": 0.1, "negs_per_pos": 8, "train_batch_size": 32,
               "max_batches_per_epoch": 10, "max_epochs": 4, "early_stopping_patience": 5, **fields}
     body = ",\n    ".join(f"{k}={v!r}" for k, v in values.items())
-    path.write_text(f"from config import GSASRecExperimentConfig\n\nconfig = GSASRecExperimentConfig(\n    {body},\n)\n")
+    header = "from config import GSASRecExperimentConfig\n\n"
+    path.write_text(f"{header}config = GSASRecExperimentConfig(\n    {body},\n)\n")
     return path
 
 

@@ -1,9 +1,9 @@
 """Config files: the seed's form loads unchanged; unknown fields and impossible values name the field."""
 
 import pytest
+from conftest import REPO
 from synthetic import write_config
 
-from conftest import REPO
 from gsasrec.config import GSASRecExperimentConfig, load_config, make_config
 from gsasrec.errors import GSASRecError
 

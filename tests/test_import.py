@@ -149,7 +149,8 @@ def test_item_names_are_kept(tmp_path):
 
 @pytest.mark.parametrize("content, extra, words", [
     ("user,sku\nu1,A\n", ["--item-col", "nope"], "missing column"),
-    ("user,sku,ts\nu1,A,yesterday\n", ["--time-col", "ts"], "column 'ts', data row 1: cannot parse timestamp 'yesterday'"),
+    ("user,sku,ts\nu1,A,yesterday\n", ["--time-col", "ts"],
+     "column 'ts', data row 1: cannot parse timestamp 'yesterday'"),
     ("", [], "the file is empty"),
     ("user,sku\nu1,A\nu2,B\n", [], "no interactions left"),
     ("user,sku\nu1,A\nu1,B\n", ["--min-item-interactions", "5"], "no interactions left"),

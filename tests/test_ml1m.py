@@ -4,8 +4,8 @@ import json
 import re
 
 import pytest
-
 from conftest import REPO
+
 from gsasrec.checkpoint import load_model
 from gsasrec.cli import main
 from gsasrec.config import load_config

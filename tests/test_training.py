@@ -14,6 +14,7 @@ from gsasrec.data.folder import read_dataset
 from gsasrec.evaluation import evaluate
 from gsasrec.metrics import compute_metrics
 
+
 def popularity_metrics(dataset, split):
     """nDCG@10 of ranking unrated items by training popularity."""
     counts = np.bincount(dataset.train.items, minlength=dataset.num_items + 1).astype(float)
@@ -99,7 +100,7 @@ def test_seed_config_object_round_trips_through_the_checkpoint(pattern_run):
 def test_bf16_autocast_step_keeps_a_float32_loss_close_to_fp32():
     from gsasrec.config import make_config
     from gsasrec.model import GSASRec
-    from gsasrec.training import TrainingStep
+    from gsasrec.step import TrainingStep
 
     config = make_config(dataset_name="x", sequence_length=12, embedding_dim=16, num_heads=2, num_blocks=2,
                          negs_per_pos=8, dropout_rate=0.0)
@@ -130,7 +131,7 @@ def test_compiled_bf16_training_runs_end_to_end(tmp_path):
 
 def test_learning_rate_schedule():
     from gsasrec.config import make_config
-    from gsasrec.training import LR_FLOOR, learning_rate_at
+    from gsasrec.step import LR_FLOOR, learning_rate_at
 
     constant = make_config(dataset_name="x", learning_rate=0.01)
     assert learning_rate_at(constant, 0) == learning_rate_at(constant, 10**6) == 0.01

@@ -1,7 +1,9 @@
-"""Checkpoints: weights plus the resolved config and dataset stats, so evaluation needs nothing else.
+"""Checkpoint files: weights plus the resolved config and dataset stats, so evaluation needs nothing else.
 
-Loaded with torch.load(weights_only=True): tensors and plain containers only, never pickled code.
-A bare reference state_dict also loads, given a config.
+Two kinds, one format: a run's best.pt (the best weights by val_metric) and last.pt, which adds what
+resuming needs (optimizer, random streams, progress). Both are read with torch.load(weights_only=True):
+tensors and plain containers only, never pickled code. A bare reference state_dict also loads, given a
+config.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from typing import Any
 import torch
 
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
+from gsasrec.data.folder import resolve_datasets_dir
 from gsasrec.errors import GSASRecError
 from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
 
 CHECKPOINT_FORMAT = "gsasrec-checkpoint-1"
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
 ARCHITECTURE_FIELDS = ("sequence_length", "embedding_dim", "num_heads", "num_blocks",
                        "reuse_item_embeddings")
 
 
 def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig, dataset_stats: dict,
                     **extra: Any) -> None:
+    """Write weights, config, dataset stats and `extra` (plain values and tensors) atomically."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -36,16 +42,31 @@ def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig,
         torch.save(payload, temporary)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """{'state_dict', 'config' (or None), 'dataset_stats' (or None), ...} from either kind of file."""
-    path = Path(path)
+def _load(path: Path) -> Any:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GSASRecError(f"checkpoint {path} not found") from None
     except Exception as error:
         raise GSASRecError(f"checkpoint {path} cannot be read as weights-only PyTorch data: "
                            f"{str(error).splitlines()[0]}") from None
+
+
+def read_resume_state(run_dir: str | Path) -> dict:
+    """A run folder's last.pt: a checkpoint plus 'optimizer', 'progress', 'rng', 'order', 'seed'."""
+    path = Path(run_dir) / LAST_CHECKPOINT
+    if not path.exists():
+        raise GSASRecError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from")
+    state = _load(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+        raise GSASRecError(f"{path} is not a gsasrec resume state")
+    return state
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """{'state_dict', 'config' (or None), 'dataset_stats' (or None), ...} from either kind of file."""
+    path = Path(path)
+    payload = _load(path)
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
         return payload
     if isinstance(payload, dict) and "item_embedding.weight" in payload:
@@ -81,6 +102,15 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
     model = GSASRec.from_config(config, num_items)
     model.load_state_dict(state_dict)
     return model.to(device).eval(), config, payload
+
+
+def dataset_location(payload: dict, dataset_name: str, datasets_dir: str | Path | None = None) -> Path:
+    """A checkpoint's dataset folder: <datasets_dir>/<dataset_name> when datasets_dir is given, else the
+    folder recorded at training time while it exists, else the default datasets folder's."""
+    recorded = payload.get("dataset_path")
+    if datasets_dir is None and recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    return resolve_datasets_dir(datasets_dir) / dataset_name
 
 
 def check_fits(state_dict: dict, config: GSASRecExperimentConfig, num_items: int, path: str | Path) -> None:

@@ -7,12 +7,21 @@ costs only its own length, and the columns that remain are the ones the model wo
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+
 from gsasrec.batches import all_items
-from gsasrec.data.folder import Sequences, Split
+from gsasrec.checkpoint import dataset_location, load_model
+from gsasrec.config import GSASRecExperimentConfig, make_config
+from gsasrec.data.folder import Sequences, Split, read_dataset
+from gsasrec.errors import GSASRecError
 from gsasrec.inference import top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
+from gsasrec.runtime import resolve_device
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
@@ -48,3 +57,36 @@ def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None =
     return evaluate(model, split, metrics if metrics is not None else config.metrics,
                     config.recommendation_limit, config.filter_rated, config.eval_batch_size,
                     config.score_chunk_elements)
+
+
+@dataclass
+class CheckpointEvaluation:
+    """What evaluate_checkpoint measured, and what it measured it with."""
+
+    metrics: dict[str, float]
+    model: GSASRec
+    config: GSASRecExperimentConfig
+    split: Split
+    seconds: float
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str | Path | None = None,
+                        config: GSASRecExperimentConfig | None = None, device: str = "auto",
+                        **overrides) -> CheckpointEvaluation:
+    """Metrics of a checkpoint on its dataset's `split`.
+
+    The dataset is <datasets_dir>/<dataset_name>, else the folder the checkpoint was trained on.
+    config replaces the stored one (a bare reference state_dict needs it); overrides change evaluation
+    fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size.
+    """
+    model, config, payload = load_model(path, config, device=resolve_device(device))
+    config = make_config(**{**config.to_dict(), **overrides})
+    folder = dataset_location(payload, config.dataset_name, datasets_dir)
+    dataset = read_dataset(folder.name, folder.parent)
+    if dataset.num_items != model.num_items:
+        raise GSASRecError(f"checkpoint {path} was trained on num_items={model.num_items}, "
+                           f"but dataset {dataset.path} has num_items={dataset.num_items}")
+    held_out = dataset.split(split)
+    started = time.perf_counter()
+    metrics = evaluate_config(model, held_out, config)
+    return CheckpointEvaluation(metrics, model, config, held_out, time.perf_counter() - started)

@@ -6,8 +6,8 @@ the model runs in eval mode without gradients, and its previous mode is restored
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -125,7 +125,7 @@ class GSASRec(nn.Module):
                     nn.init.normal_(module.weight, std=init_std)
 
     @classmethod
-    def from_config(cls, config, num_items: int) -> "GSASRec":
+    def from_config(cls, config, num_items: int) -> GSASRec:
         return cls(num_items=num_items, sequence_length=config.sequence_length,
                    embedding_dim=config.embedding_dim, num_heads=config.num_heads,
                    num_blocks=config.num_blocks, dropout_rate=config.dropout_rate,

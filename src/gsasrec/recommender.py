@@ -7,16 +7,15 @@ monotone transform of the score.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from gsasrec.batches import all_items
-from gsasrec.checkpoint import load_model
-from gsasrec.data.folder import (ITEM_IDS, ITEM_NAMES, Sequences, read_id_table, read_names_table,
-                                 resolve_datasets_dir)
+from gsasrec.checkpoint import dataset_location, load_model
+from gsasrec.data.folder import ITEM_IDS, ITEM_NAMES, Sequences, Split, read_id_table, read_names_table
 from gsasrec.errors import GSASRecError
 from gsasrec.inference import top_items
 from gsasrec.model import GSASRec
@@ -31,6 +30,10 @@ class Recommendations:
 
     items: list[dict]
     unknown_items: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The JSON form that the CLI prints and the HTTP service returns."""
+        return {"items": self.items, "unknown_items": self.unknown_items}
 
 
 class ItemCatalog:
@@ -64,6 +67,13 @@ class ItemCatalog:
                 known.append(internal)
         return known, unknown
 
+    def require_known(self, history: Sequence[ItemId], where: str = "") -> list[int]:
+        """The known internal ids of a history; an error when there are none."""
+        known, _ = self.to_internal(history)
+        if not known:
+            raise GSASRecError(f"history has no known items{where}: nothing to recommend from")
+        return known
+
     def describe(self, internal: int) -> dict:
         return {"item": self.external[internal - 1], "name": self.names[internal - 1]}
 
@@ -78,19 +88,20 @@ class Recommender:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", datasets_dir: str | Path | None = None,
-                        config=None) -> "Recommender":
+                        config=None) -> Recommender:
         """Load a checkpoint; id maps and names come from its dataset folder when it can be found
         (the path stored at training time, else <datasets_dir>/<dataset_name>)."""
         model, config, payload = load_model(path, config, device=resolve_device(device))
-        folder = None
-        candidates = [resolve_datasets_dir(datasets_dir) / config.dataset_name]
-        if payload.get("dataset_path") and datasets_dir is None:
-            candidates.insert(0, Path(payload["dataset_path"]))
-        for candidate in candidates:
-            if candidate.is_dir():
-                folder = candidate
-                break
-        return cls(model, ItemCatalog(model.num_items, folder), config)
+        folder = dataset_location(payload, config.dataset_name, datasets_dir)
+        return cls(model, ItemCatalog(model.num_items, folder if folder.is_dir() else None), config)
+
+    def user_history(self, split: Split, user: int) -> tuple[list[ItemId], ItemId]:
+        """(history, held-out item) of the split's user number `user` (1-based: its line), as external ids."""
+        if not 1 <= user <= len(split.inputs):
+            raise GSASRecError(f"user must be a line number 1..{len(split.inputs)} of the split, got {user}")
+        external = self.catalog.external
+        return ([external[i - 1] for i in split.inputs[user - 1].tolist()],
+                external[int(split.targets[user - 1]) - 1])
 
     def recommend(self, history: Sequence[ItemId], k: int = 10, exclude_seen: bool = True) -> Recommendations:
         return self.recommend_batch([history], k, exclude_seen)[0]
@@ -104,10 +115,8 @@ class Recommender:
         ks = [k] * count if isinstance(k, int) else list(k)
         excludes = [exclude_seen] * count if isinstance(exclude_seen, bool) else list(exclude_seen)
         mapped = [self.catalog.to_internal(history) for history in histories]
-        for index, (known, _) in enumerate(mapped):
-            if not known:
-                where = "" if count == 1 else f" (history {index})"
-                raise GSASRecError(f"history has no known items{where}: nothing to recommend from")
+        for index, history in enumerate(histories):
+            self.catalog.require_known(history, "" if count == 1 else f" (history {index})")
         for value in ks:
             if not 1 <= value <= self.model.num_items:
                 raise GSASRecError(f"k must be between 1 and {self.model.num_items}, got {value}")

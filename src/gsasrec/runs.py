@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsasrec.checkpoint import LAST_CHECKPOINT
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
@@ -25,8 +26,6 @@ from gsasrec.files import write_text_atomic
 RUN_CONFIG = "config.json"
 METRICS_LOG = "metrics.jsonl"
 CURVE = "curve.png"
-BEST_CHECKPOINT = "best.pt"
-LAST_CHECKPOINT = "last.pt"
 
 
 def default_run_dir(dataset_name: str) -> Path:
@@ -61,6 +60,21 @@ def append_record(run_dir: Path, record: dict) -> None:
         log.write(json.dumps(record) + "\n")
 
 
+def record_epoch(run_dir: Path, record: dict, metric: str) -> str:
+    """Log one validated epoch (metrics.jsonl and curve.png) and return its console line."""
+    append_record(run_dir, record)
+    draw_curve(run_dir, metric)
+    return epoch_line(record)
+
+
+def epoch_line(record: dict) -> str:
+    """'epoch 3 step 144 loss 0.0080 nDCG@10 0.0730 ... (best) [56s]'"""
+    metrics = " ".join(f"{name} {value:.4f}" for name, value in record["metrics"].items())
+    best = " (best)" if record["best"] else ""
+    return (f"epoch {record['epoch']} step {record['step']} loss {record['loss']:.4f} {metrics}{best} "
+            f"[{record['seconds']:.0f}s]")
+
+
 def keep_records_before(run_dir: Path, epoch: int) -> None:
     """Drop log lines of epochs that a resumed run will repeat."""
     kept = [r for r in read_records(run_dir) if r["epoch"] < epoch]
@@ -86,11 +100,17 @@ def draw_curve(run_dir: Path, metric: str) -> Path | None:
     return save_figure(figure, Path(run_dir) / CURVE)
 
 
+def read_run_config(run_dir: Path) -> dict:
+    """config.json of a run folder: config, run options, dataset stats, environment."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.exists():
+        raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
+    return json.loads(path.read_text())
+
+
 def summarize_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
-    if not (run_dir / RUN_CONFIG).exists():
-        raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
-    payload = json.loads((run_dir / RUN_CONFIG).read_text())
+    payload = read_run_config(run_dir)
     config = payload.get("config", {})
     metric = config.get("val_metric", "nDCG@10")
     records = read_records(run_dir)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import secrets
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -44,3 +48,30 @@ def retain_freed_memory() -> None:
     trim_threshold, mmap_threshold = -1, -3  # mallopt parameter numbers from <malloc.h>
     libc.mallopt(mmap_threshold, 1 << 30)
     libc.mallopt(trim_threshold, (1 << 31) - 1)
+
+
+@dataclass
+class StopRequests:
+    stop: bool = False  # set by SIGTERM or SIGINT (Ctrl-C) while the block runs
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequests]:
+    """Within the block, SIGTERM and SIGINT only set `.stop`, so that a loop can end at a safe point; the
+    previous handlers come back after it. Outside the main thread signals are left alone."""
+    requests = StopRequests()
+
+    def request(signum, frame):
+        requests.stop = True
+
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, request)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield requests
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -17,11 +17,14 @@ DENSE_LOGITS_MAX_BYTES = 1 << 30
 ROW_BUCKET = 512
 
 
-def all_logits(hidden: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """(positions, num_items + 2) = hidden @ table.T (+ bias, one per id), the product computed on a row count rounded up to a multiple of
-    ROW_BUCKET (zero rows, sliced off again). The number of non-padding positions differs in every batch,
-    and oneDNN's bfloat16 kernels keep a primitive per matrix shape: without buckets, CPU memory grew
-    without bound under --precision bf16 (benchmarks/RESULTS.md)."""
+def all_logits(hidden: torch.Tensor, table: torch.Tensor,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+    """(positions, num_items + 2) = hidden @ table.T (+ bias, one per id).
+
+    The product is computed on a row count rounded up to a multiple of ROW_BUCKET (zero rows, sliced off
+    again). The number of non-padding positions differs in every batch, and oneDNN's bfloat16 kernels keep
+    a primitive per matrix shape: without buckets, CPU memory grew without bound under --precision bf16
+    (benchmarks/RESULTS.md)."""
     rows = hidden.shape[0]
     padded = -(-rows // ROW_BUCKET) * ROW_BUCKET
     if padded != rows:
@@ -77,9 +80,9 @@ def top_k(hidden: torch.Tensor, table: torch.Tensor, k: int, num_items: int,
     """(batch, k) best item ids and scores of hidden @ table.T + bias, non-items and rated items excluded.
 
     hidden: (batch, dim); table: (num_items + 2, dim); bias: (num_items + 2,) or None; rated: (batch,
-    width) ids padded with the padding id. With max_elements, scores are computed for blocks of items so that no (batch, block) matrix has
-    more elements than that, and the blocks' top-k lists are merged: a large catalogue never needs a
-    (batch, num_items) matrix.
+    width) ids padded with the padding id. With max_elements, scores are computed for blocks of items so
+    that no (batch, block) matrix has more elements than that, and the blocks' top-k lists are merged: a
+    large catalogue never needs a (batch, num_items) matrix.
     """
     rows = table.shape[0]
     block = rows if max_elements is None else max(k, max_elements // max(len(hidden), 1))

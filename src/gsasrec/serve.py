@@ -9,7 +9,7 @@ import asyncio
 from typing import Optional, Union
 
 from gsasrec.errors import GSASRecError
-from gsasrec.recommender import Recommender
+from gsasrec.recommender import Recommendations, Recommender
 
 MAX_K = 100
 MAX_HISTORY = 10_000
@@ -60,7 +60,7 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
     async def recommend(request: RecommendRequest):
         """Top-k next items for one history; unknown ids are listed and ignored."""
         result = await batcher.submit(request.history, request.k, request.exclude_seen)
-        return {"items": result.items, "unknown_items": result.unknown_items}
+        return result.to_dict()
 
     @app.post("/recommend/batch", response_model=BatchResponse)
     async def recommend_batch(request: BatchRequest):
@@ -71,11 +71,11 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
         results = await asyncio.gather(*(batcher.submit(h, request.k, request.exclude_seen)
                                          for h in request.histories), return_exceptions=True)
         for index, result in enumerate(results):
-            if isinstance(result, HTTPException):
-                raise HTTPException(result.status_code, f"history {index}: {result.detail}")
+            if isinstance(result, GSASRecError):
+                raise HTTPException(422, f"history {index}: {result}")
             if isinstance(result, BaseException):
                 raise result
-        return {"results": [{"items": r.items, "unknown_items": r.unknown_items} for r in results]}
+        return {"results": [result.to_dict() for result in results]}
 
     @app.get("/health")
     async def health():
@@ -112,15 +112,13 @@ class Batcher:
         self.queue: asyncio.Queue | None = None
         self.worker: asyncio.Task | None = None
 
-    async def submit(self, history, k: int, exclude_seen: bool):
-        from fastapi import HTTPException
-
+    async def submit(self, history, k: int, exclude_seen: bool) -> Recommendations:
+        """The recommendations for one history, scored with whatever else arrives meanwhile. A history
+        without known items is refused here (GSASRecError), so that it cannot fail a whole batch."""
         if self.worker is None or self.worker.done():
             self.queue = asyncio.Queue()
             self.worker = asyncio.create_task(self.run())
-        known, _ = self.recommender.catalog.to_internal(history)
-        if not known:
-            raise HTTPException(422, "history has no known items: nothing to recommend from")
+        self.recommender.catalog.require_known(history)
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((history, k, exclude_seen, future))
         return await future

@@ -10,7 +10,6 @@ never interrupted. With torchrun (WORLD_SIZE > 1) the loop runs data-parallel (d
 from __future__ import annotations
 
 import math
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,31 +18,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from gsasrec.batches import TrainingBatches, sample_negatives
-from gsasrec.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from gsasrec.batches import TrainingBatches
+from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state, save_checkpoint
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset
+from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import from_main, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
-from gsasrec.files import atomic_path
-from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
 from gsasrec.model import GSASRec
-from gsasrec.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, append_record, default_run_dir, draw_curve,
-                          environment, keep_records_before, write_run_config)
-from gsasrec.runtime import new_seed, retain_freed_memory
-from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
-
-PRECISIONS = ("fp32", "bf16")
-LR_FLOOR = 0.1
-
-
-def learning_rate_at(config: GSASRecExperimentConfig, step: int) -> float:
-    """Adam's learning rate for training step `step` (0-based): constant, or a cosine decay."""
-    if config.lr_decay_steps is None:
-        return config.learning_rate
-    progress = min(step / config.lr_decay_steps, 1.0)
-    return config.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
+from gsasrec.runs import default_run_dir, environment, keep_records_before, record_epoch, write_run_config
+from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
+from gsasrec.step import Budget, TrainingStep, learning_rate_at
 
 
 @dataclass
@@ -69,6 +55,7 @@ class RunResult:
     steps: int
     epochs: int
     seconds: float
+    val_metric: str = "nDCG@10"
     interrupted: bool = False
     model: GSASRec | None = field(default=None, repr=False)  # the final weights
 
@@ -90,6 +77,7 @@ class Progress:
 
 CONTINUE, BUDGET_SPENT, INTERRUPTED = 0, 1, 2
 
+
 def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions) -> RunResult:
     """Train until early stopping, max_epochs, --max-steps or --max-minutes; return where the best is."""
     trainer = Trainer(config, dataset, options)
@@ -99,31 +87,24 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
         leave(trainer.world)
 
 
-def resume(run_dir: str | Path, dataset: Dataset, options: RunOptions) -> RunResult:
-    """Continue the run in run_dir from its last.pt (options' seed and output_dir are ignored)."""
-    state = read_last(Path(run_dir))
+def resume(run_dir: str | Path, options: RunOptions, datasets_dir: str | Path | None = None) -> RunResult:
+    """Continue the run in run_dir from its last.pt (options' seed and output_dir are ignored).
+
+    The dataset is the folder the run trained on, or <datasets_dir>/<dataset_name> when given.
+    """
+    state = read_resume_state(run_dir)
     if state["progress"].get("finished"):
         raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
     config = config_from_dict(state["config"])
+    if datasets_dir is None and state.get("dataset_path"):
+        datasets_dir = Path(state["dataset_path"]).parent
+    dataset = open_dataset(config.dataset_name, datasets_dir)
     options.output_dir, options.seed = Path(run_dir), state["seed"]
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
         return trainer.run()
     finally:
         leave(trainer.world)
-
-
-def read_last(run_dir: Path) -> dict:
-    path = run_dir / LAST_CHECKPOINT
-    if not path.exists():
-        raise GSASRecError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise GSASRecError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
-    if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
-        raise GSASRecError(f"{path} is not a gsasrec resume state")
-    return state
 
 
 class Trainer:
@@ -134,6 +115,7 @@ class Trainer:
         if len(dataset.val.inputs) == 0:
             raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
         self.config, self.dataset, self.options = config, dataset, options
+        self.dataset_path = str(dataset.path.resolve())
         self.world = join(options.device)
         device = self.world.device
         if device.type == "cpu":
@@ -158,7 +140,6 @@ class Trainer:
         self.progress = Progress()
         self.order: torch.Tensor | None = None
         self.steps_per_epoch = min(len(self.batches), config.max_batches_per_epoch)
-        self.interrupted = False
         if resume_state is not None:
             self.load_state(resume_state)
         if self.world.is_main:
@@ -181,9 +162,9 @@ class Trainer:
         p, config, world = self.progress, self.config, self.world
         budget = Budget(self.options.max_steps, self.options.max_minutes)
         started = time.perf_counter() - p.seconds
-        previous_handlers = self.catch_signals()
         stop = False
-        try:
+        # SIGTERM and Ctrl-C finish the current step, save last.pt and return.
+        with stop_requests() as requests:
             while p.epoch <= config.max_epochs and not stop:
                 self.model.train()
                 if self.order is None:
@@ -202,7 +183,7 @@ class Trainer:
                     if p.steps % 10 == 0:
                         bar.set_postfix(loss=f"{torch.stack(p.epoch_losses[-10:]).mean().item():.4f}")
                     # One decision per step, rank 0's, so that every rank stops at the same step.
-                    decision = from_main(world, INTERRUPTED if self.interrupted
+                    decision = from_main(world, INTERRUPTED if requests.stop
                                          else BUDGET_SPENT if budget.spent(p.steps) else CONTINUE)
                     if decision == INTERRUPTED:
                         bar.close()
@@ -216,8 +197,6 @@ class Trainer:
                 stop = stop or early_stop
                 p.seconds = time.perf_counter() - started
                 self.save_last()
-        finally:
-            restore_signals(previous_handlers)
         return self.result(started)
 
     def end_epoch(self, started: float) -> bool:
@@ -236,17 +215,13 @@ class Trainer:
                 p.best_metric, p.best_step, p.epochs_without_improvement = value, p.steps, 0
                 save_checkpoint(self.run_dir / BEST_CHECKPOINT, self.model, config, self.dataset.stats,
                                 step=p.steps, epoch=p.epoch, seed=self.seed, val_metrics=metrics,
-                                dataset_path=str(self.dataset.path.resolve()))
+                                dataset_path=self.dataset_path)
             else:
                 p.epochs_without_improvement += 1
-            elapsed = time.perf_counter() - started
-            append_record(self.run_dir, {"epoch": p.epoch, "step": p.steps, "loss": epoch_loss, "metrics": metrics,
-                                         "best": improved, "seconds": round(elapsed, 3),
-                                         "validation_seconds": round(validation_seconds, 3)})
-            draw_curve(self.run_dir, config.val_metric)
-            tqdm.write(f"epoch {p.epoch} step {p.steps} loss {epoch_loss:.4f} "
-                       + " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                       + (" (best)" if improved else "") + f" [{elapsed:.0f}s]")
+            record = {"epoch": p.epoch, "step": p.steps, "loss": epoch_loss, "metrics": metrics, "best": improved,
+                      "seconds": round(time.perf_counter() - started, 3),
+                      "validation_seconds": round(validation_seconds, 3)}
+            tqdm.write(record_epoch(self.run_dir, record, config.val_metric))
             stop = p.epochs_without_improvement >= config.early_stopping_patience
         stop = bool(from_main(self.world, int(stop)))
         p.epoch, p.batch, p.epoch_losses, self.order = p.epoch + 1, 0, [], None
@@ -265,7 +240,7 @@ class Trainer:
     def result(self, started: float) -> RunResult:
         p = self.progress
         return RunResult(self.run_dir, self.run_dir / BEST_CHECKPOINT, p.best_metric, p.best_step, p.steps,
-                         p.epoch - 1, time.perf_counter() - started, model=self.model)
+                         p.epoch - 1, time.perf_counter() - started, self.config.val_metric, model=self.model)
 
     # --- state for resuming --------------------------------------------------------------------------
 
@@ -273,19 +248,15 @@ class Trainer:
         if not self.world.is_main:
             return
         p = self.progress
-        progress = {**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]}
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "config": self.config.to_dict(), "dataset_stats": dict(self.dataset.stats), "seed": self.seed,
-            "optimizer": self.optimizer.state_dict(), "progress": progress,
-            "rng": {"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
-                    "negatives": self.negatives_generator.get_state(),
-                    "cuda": torch.cuda.get_rng_state(self.world.device) if self.world.device.type == "cuda" else None},
-            "order": self.order.cpu() if self.order is not None else None,
-        }
-        with atomic_path(self.run_dir / LAST_CHECKPOINT) as temporary:
-            torch.save(state, temporary)
+        cuda = self.world.device.type == "cuda"
+        save_checkpoint(
+            self.run_dir / LAST_CHECKPOINT, self.model, self.config, self.dataset.stats,
+            seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
+            progress={**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]},
+            rng={"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
+                 "negatives": self.negatives_generator.get_state(),
+                 "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
+            order=self.order.cpu() if self.order is not None else None)
 
     def load_state(self, state: dict) -> None:
         if self.world.distributed:
@@ -304,91 +275,7 @@ class Trainer:
         if state.get("order") is not None:
             self.order = state["order"].to(self.world.device)
 
-    # --- signals ---------------------------------------------------------------------------------------
-
-    def catch_signals(self) -> dict:
-        """SIGTERM and Ctrl-C finish the current step, save last.pt and return."""
-        def interrupt(signum, frame):
-            self.interrupted = True
-
-        handlers = {}
-        try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                handlers[signum] = signal.signal(signum, interrupt)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return handlers
-
     def hide_bar(self) -> bool | None:
         if not self.world.is_main:
             return True
         return None if self.options.progress is None else not self.options.progress
-
-
-def restore_signals(handlers: dict) -> None:
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)
-
-
-class TrainingStep:
-    """One optimisation step: forward, gBCE over non-padding positions, backward, Adam."""
-
-    def __init__(self, model: GSASRec, optimizer: torch.optim.Optimizer, config: GSASRecExperimentConfig,
-                 num_items: int, generator: torch.Generator, precision: str = "fp32",
-                 compile: bool = False, network: torch.nn.Module | None = None):
-        if precision not in PRECISIONS:
-            raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.model = model
-        network = network if network is not None else model  # the DDP wrapper when distributed
-        # Evaluation keeps the plain module: its batches change width, which would recompile.
-        self.forward = torch.compile(network) if compile else network
-        self.bf16 = precision == "bf16"
-        self.optimizer = optimizer
-        self.num_items = num_items
-        self.negs_per_pos = config.negs_per_pos
-        self.loss_name = config.loss
-        self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
-        self.generator = generator
-
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            hidden = self.forward(inputs)  # (batch, length, dim)
-            valid = inputs != self.model.padding_id  # (batch, length)
-            # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
-            positions = hidden[valid]  # (positions, dim)
-            positives = labels[valid]  # (positions,)
-            if self.loss_name == "ce":
-                logits = all_logits(positions, self.model.output_table,
-                                    self.model.output_bias)  # (positions, num_items + 2)
-            else:
-                negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
-                                             self.generator, inputs.device)  # (positions, negatives)
-                dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense,
-                                          self.model.output_bias)
-        # The losses run in float32 whatever the autocast dtype.
-        if self.loss_name == "ce":
-            return full_ce_loss(logits, positives)
-        if self.loss_name == "sampled_ce":
-            return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
-        return gbce_loss(logits, self.beta)
-
-    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.loss(inputs, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
-
-
-class Budget:
-    """--max-steps and --max-minutes."""
-
-    def __init__(self, max_steps: int | None, max_minutes: float | None):
-        self.max_steps = max_steps
-        self.deadline = time.perf_counter() + max_minutes * 60 if max_minutes is not None else None
-
-    def spent(self, steps: int) -> bool:
-        if self.max_steps is not None and steps >= self.max_steps:
-            return True
-        return self.deadline is not None and time.perf_counter() >= self.deadline

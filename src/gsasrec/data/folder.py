@@ -46,16 +46,16 @@ class Sequences:
     def __getitem__(self, index: int) -> np.ndarray:
         return self.items[self.offsets[index]:self.offsets[index + 1]]
 
-    def take(self, indices: np.ndarray) -> "Sequences":
+    def take(self, indices: np.ndarray) -> Sequences:
         """The sequences at `indices`, in that order."""
         return _slices(self.items, self.offsets[:-1][indices], self.lengths[indices])
 
-    def prefixes(self, keep: np.ndarray) -> "Sequences":
+    def prefixes(self, keep: np.ndarray) -> Sequences:
         """The first keep[u] items of each sequence u."""
         return _slices(self.items, self.offsets[:-1], np.maximum(keep, 0))
 
     @classmethod
-    def from_lists(cls, sequences: list) -> "Sequences":
+    def from_lists(cls, sequences: list) -> Sequences:
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         offsets = offsets_of(lengths)
         items = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(offsets[-1]))

@@ -13,8 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gsasrec.data.folder import (ITEM_IDS, ITEM_NAMES, USER_IDS, Sequences, format_id_table,
-                                  format_names_table, offsets_of, write_dataset)
+from gsasrec.data.folder import (
+    ITEM_IDS,
+    ITEM_NAMES,
+    USER_IDS,
+    Sequences,
+    format_id_table,
+    format_names_table,
+    offsets_of,
+    write_dataset,
+)
 from gsasrec.data.split import leave_one_out, sample_validation_users
 from gsasrec.errors import GSASRecError
 

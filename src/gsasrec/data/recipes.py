@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from gsasrec.data.download import fetch
-from gsasrec.data.folder import ITEM_NAMES, Sequences, format_names_table, offsets_of, write_dataset
+from gsasrec.data.folder import (
+    ITEM_NAMES,
+    Dataset,
+    Sequences,
+    format_names_table,
+    offsets_of,
+    read_dataset,
+    resolve_datasets_dir,
+    write_dataset,
+)
 from gsasrec.data.interactions import ImportOptions, ImportReport, import_log
 from gsasrec.data.split import leave_one_out, reference_validation_users
 from gsasrec.errors import GSASRecError
@@ -25,6 +35,15 @@ STEAM_URL = "http://cseweb.ucsd.edu/~wckang/steam_reviews.json.gz"
 GOWALLA_URL = "https://snap.stanford.edu/data/loc-gowalla_totalCheckins.txt.gz"
 ML1M_VALIDATION_USERS = 512
 ML1M_SEED = 42
+
+
+def open_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
+    """The dataset folder <datasets_dir>/<name>; ML-1M is first built by its recipe when it is not there."""
+    root = resolve_datasets_dir(datasets_dir)
+    if name == "ml1m" and not (root / name).exists():
+        print(f"{root / name} not found: building it with 'gsasrec data ml1m'", file=sys.stderr)
+        build_ml1m(root)
+    return read_dataset(name, root)
 
 
 def build_ml1m(datasets_dir: Path, source: str = ML1M_URL, extra_dir: Path | None = None,

@@ -1,0 +1,98 @@
+"""`gsasrec` command line: one module per command group, each holding its parser, its handler and its
+examples. Handlers parse, call the library and print; user errors (GSASRecError) become one line on
+stderr and exit code 2.
+
+    train.py      gsasrec train
+    evaluate.py   gsasrec evaluate
+    data.py       gsasrec data ml1m | import | steam | gowalla | stats
+    serving.py    gsasrec recommend | serve | export
+    runs.py       gsasrec runs list | show
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gsasrec.errors import GSASRecError
+
+USER_ERROR, INTERRUPTED = 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gsasrec.runtime import retain_freed_memory
+
+    args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    retain_freed_memory()
+    try:
+        args.handler(args)
+    except GSASRecError as error:
+        print(f"gsasrec: error: {error}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("gsasrec: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gsasrec.cli import data, evaluate, runs, serving, train
+
+    parser = argparse.ArgumentParser(
+        prog="gsasrec", formatter_class=formatter,
+        description="gSASRec and SASRec sequential recommenders: train, evaluate, recommend, serve.",
+        epilog="run 'gsasrec COMMAND --help' for a command's options and examples")
+    parser.add_argument("--version", action="version", version=f"gsasrec {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in (train, evaluate, data, serving, runs):
+        group.register(commands)
+    return parser
+
+
+# --- shared by the command groups ---------------------------------------------------------------------------
+
+def formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_datasets_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datasets-dir", metavar="DIR",
+                        help="folder holding dataset folders (default: $GSASREC_DATASETS, else ./datasets)")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """--datasets-dir and --device, for every command that runs the model."""
+    add_datasets_dir(parser)
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                        help="where the model runs (default: auto, CUDA when available)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def version() -> str:
+    from gsasrec import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

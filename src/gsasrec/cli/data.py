@@ -1,0 +1,148 @@
+"""gsasrec data: build dataset folders (ml1m, your own log, steam, gowalla) and describe them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gsasrec.cli import add_datasets_dir, formatter, positive_int
+from gsasrec.errors import GSASRecError
+
+EXAMPLES = """examples:
+  gsasrec data ml1m                                   # download the SASRec ML-1M file and split it
+  gsasrec data ml1m --source ml-1m.txt --extra ../shared/datasets/ml1m/extra
+  gsasrec data import --interactions events.csv --name shop --user-col user --item-col sku --time-col ts
+  gsasrec data steam --source steam_reviews.json.gz
+  gsasrec data gowalla --source loc-gowalla_totalCheckins.txt.gz
+  gsasrec data stats ml1m --histogram ml1m_lengths.png"""
+
+
+def register(commands) -> None:
+    data = commands.add_parser(
+        "data", help="build dataset folders (ml1m, steam, gowalla, your own log) and describe them",
+        formatter_class=formatter, epilog=EXAMPLES,
+        description="Build a dataset folder from raw data, or summarise one. Folders are written to a "
+                    "temporary sibling and renamed into place when complete; an existing folder is only "
+                    "replaced with --force.")
+    recipes = data.add_subparsers(dest="recipe", metavar="RECIPE", required=True)
+
+    ml1m = recipes.add_parser("ml1m", formatter_class=formatter, epilog=EXAMPLES,
+                              help="MovieLens-1M (SASRec version), split exactly as the reference")
+    ml1m.add_argument("--source", metavar="PATH_OR_URL", default=None,
+                      help="the raw `user item` file, a path or URL (default: the reference's URL)")
+    ml1m.add_argument("--extra", metavar="DIR",
+                      help="folder with movies.dat and sas_to_original_items.txt: adds item_names.tsv")
+    add_output_options(ml1m)
+    ml1m.set_defaults(handler=run_ml1m)
+
+    log = recipes.add_parser("import", formatter_class=formatter, epilog=EXAMPLES,
+                             help="your own interaction log (CSV, TSV, Parquet, JSON lines)")
+    log.add_argument("--interactions", required=True, metavar="FILE", help="the log, one event per row")
+    log.add_argument("--name", required=True, help="dataset name (folder name under the datasets dir)")
+    log.add_argument("--format", choices=("csv", "tsv", "parquet", "jsonl"),
+                     help="file format (default: from the extension)")
+    log.add_argument("--user-col", default="user_id", metavar="COL", help="user column (default user_id)")
+    log.add_argument("--item-col", default="item_id", metavar="COL", help="item column (default item_id)")
+    log.add_argument("--time-col", metavar="COL",
+                     help="time column: numbers or ISO dates (default: none, file order is time order)")
+    log.add_argument("--min-item-interactions", type=positive_int, default=0, metavar="K",
+                     help="drop items with fewer than K events")
+    log.add_argument("--min-user-interactions", type=positive_int, default=0, metavar="K",
+                     help="drop users with fewer than K events")
+    log.add_argument("--k-core", action="store_true", help="repeat both filters until nothing changes")
+    log.add_argument("--item-names", metavar="FILE",
+                     help="table of external item id (first column) and title (second column)")
+    add_split_options(log)
+    add_output_options(log)
+    log.set_defaults(handler=run_import)
+
+    for kind, source_help in (("steam", "steam_reviews.json(.gz) from the SASRec authors"),
+                              ("gowalla", "loc-gowalla_totalCheckins.txt(.gz) from SNAP")):
+        recipe = recipes.add_parser(kind, formatter_class=formatter, epilog=EXAMPLES,
+                                    help=f"{kind.capitalize()} from its public raw file")
+        recipe.add_argument("--source", metavar="PATH_OR_URL", help=f"{source_help} (default: its URL)")
+        recipe.add_argument("--name", default=kind, help=f"dataset name (default {kind})")
+        add_split_options(recipe)
+        add_output_options(recipe)
+        recipe.set_defaults(handler=run_raw, kind=kind)
+
+    stats = recipes.add_parser("stats", formatter_class=formatter, epilog=EXAMPLES,
+                               help="users, items, interactions, sequence lengths, a histogram PNG")
+    stats.add_argument("name", help="dataset name")
+    add_datasets_dir(stats)
+    stats.add_argument("--histogram", metavar="PNG", help="where to save it (default: NAME_lengths.png)")
+    stats.add_argument("--json", action="store_true", help="print the summary as JSON")
+    stats.set_defaults(handler=run_stats)
+
+
+def add_split_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--val-users", type=positive_int, default=512, metavar="N",
+                        help="validation users drawn at random (default 512)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of that draw (default 42)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    add_datasets_dir(parser)
+    parser.add_argument("--force", action="store_true", help="replace an existing dataset folder")
+
+
+def run_ml1m(args: argparse.Namespace) -> None:
+    from gsasrec.data.folder import resolve_datasets_dir
+    from gsasrec.data.recipes import ML1M_URL, build_ml1m
+
+    path = build_ml1m(resolve_datasets_dir(args.datasets_dir), args.source or ML1M_URL,
+                      Path(args.extra) if args.extra else None, force=args.force)
+    print(f"wrote {path}")
+
+
+def run_import(args: argparse.Namespace) -> None:
+    from gsasrec.data.folder import resolve_datasets_dir
+    from gsasrec.data.interactions import ImportOptions, detect_format, import_log, read_item_names, read_log
+
+    options = ImportOptions(user_col=args.user_col, item_col=args.item_col, time_col=args.time_col,
+                            min_item_interactions=args.min_item_interactions,
+                            min_user_interactions=args.min_user_interactions, k_core=args.k_core,
+                            val_users=args.val_users, seed=args.seed)
+    source = Path(args.interactions)
+    datasets_dir = resolve_datasets_dir(args.datasets_dir)
+    if (datasets_dir / args.name).exists() and not args.force:
+        raise GSASRecError(f"dataset folder {datasets_dir / args.name} already exists (use --force to replace it)")
+    frame = read_log(source, detect_format(source, args.format), options)
+    names = read_item_names(Path(args.item_names)) if args.item_names else None
+    path, report = import_log(frame, args.name, datasets_dir, options, force=args.force, item_names=names,
+                              source=str(source))
+    print_report(path, report)
+
+
+def run_raw(args: argparse.Namespace) -> None:
+    from gsasrec.data.folder import resolve_datasets_dir
+    from gsasrec.data.recipes import GOWALLA_URL, STEAM_URL, build_from_raw
+
+    source = args.source or (STEAM_URL if args.kind == "steam" else GOWALLA_URL)
+    path, report = build_from_raw(args.kind, source, resolve_datasets_dir(args.datasets_dir), args.name,
+                                  args.force, args.val_users, args.seed)
+    print_report(path, report)
+
+
+def print_report(path: Path, report) -> None:
+    for line in report.lines() + report.notes:
+        print(line)
+    print(f"wrote {path}")
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    from gsasrec.data.folder import read_dataset
+    from gsasrec.data.stats import save_length_histogram, summarize
+
+    dataset = read_dataset(args.name, args.datasets_dir)
+    summary = summarize(dataset)
+    histogram = save_length_histogram(dataset, Path(args.histogram or f"{args.name}_lengths.png"))
+    summary["histogram"] = str(histogram)
+    if args.json:
+        print(json.dumps(summary))
+        return
+    lengths = summary.pop("sequence_length")
+    for key, value in summary.items():
+        print(f"{key:<24} {value}")
+    print("sequence length          " + ", ".join(f"{k} {v:g}" for k, v in lengths.items()))

@@ -1,0 +1,90 @@
+"""gsasrec evaluate: metrics of a checkpoint on the test or validation split, and its calibration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gsasrec.cli import add_common, formatter, positive_int
+from gsasrec.errors import GSASRecError
+
+EXAMPLES = """examples:
+  gsasrec evaluate --checkpoint runs/ml1m-20261128-101500/best.pt
+  gsasrec evaluate --config=configs/ml1m_gsasrec.py --checkpoint ref.pt --split test --json
+  gsasrec evaluate --config configs/ml1m_gsasrec.py ref.pt --metrics nDCG@10 RR@10 P@5
+  gsasrec evaluate --checkpoint runs/ml1m/last.pt --calibration --calibration-plot reliability.png"""
+
+
+def register(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a checkpoint on the test or validation split", formatter_class=formatter,
+        description="Rank all items for every user of a split and report ir-measures metrics. "
+                    "A checkpoint written by 'gsasrec train' needs no --config; a bare reference "
+                    "state_dict does.", epilog=EXAMPLES)
+    evaluate.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT",
+                          help="checkpoint file (or use --checkpoint)")
+    evaluate.add_argument("--checkpoint", metavar="FILE", help="checkpoint file")
+    evaluate.add_argument("--config", metavar="FILE",
+                          help="Python config file (default: the config stored in the checkpoint)")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="which held-out split to rank (default: test)")
+    evaluate.add_argument("--metrics", nargs="+", metavar="MEASURE",
+                          help="ir-measures names, e.g. nDCG@10 R@10 RR (default: the config's metrics)")
+    evaluate.add_argument("--recommendation-limit", type=positive_int, metavar="K",
+                          help="length of each ranked list (default: the config's recommendation_limit)")
+    evaluate.add_argument("--filter-rated", action=argparse.BooleanOptionalAction, default=None,
+                          help="exclude items already in the user's history (default: the config's)")
+    evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
+                          help="users scored at once (default: the config's eval_batch_size)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="end the output with one JSON object mapping each measure to its value")
+    evaluate.add_argument("--calibration", action="store_true",
+                          help="also report the expected calibration error (ECE) of sigmoid(score) as the "
+                               "probability of being the next item, the expected/observed ratio (E/O, 1 when "
+                               "calibrated on average), and save a reliability diagram")
+    evaluate.add_argument("--calibration-negatives", type=positive_int, default=1000, metavar="M",
+                          help="non-target items sampled per user for --calibration (default 1000)")
+    evaluate.add_argument("--calibration-plot", metavar="PNG",
+                          help="where to save the reliability diagram (default: <checkpoint>_calibration.png)")
+    add_common(evaluate)
+    evaluate.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from gsasrec.config import load_config
+    from gsasrec.evaluation import evaluate_checkpoint
+
+    checkpoint = args.checkpoint or args.checkpoint_path
+    if checkpoint is None:
+        raise GSASRecError("evaluate needs a checkpoint: --checkpoint FILE")
+    if args.checkpoint and args.checkpoint_path:
+        raise GSASRecError("give the checkpoint once: either --checkpoint FILE or a positional FILE")
+    overrides = {name: value for name, value in (
+        ("metrics", args.metrics), ("recommendation_limit", args.recommendation_limit),
+        ("filter_rated", args.filter_rated), ("eval_batch_size", args.batch_size)) if value is not None}
+    result = evaluate_checkpoint(checkpoint, args.split, args.datasets_dir,
+                                 load_config(args.config) if args.config else None, args.device, **overrides)
+    config, device = result.config, result.model.output_table.device
+    print(f"{args.split}: {len(result.split.inputs)} users, top {config.recommendation_limit}, "
+          f"filter_rated={config.filter_rated}, {result.seconds:.2f} s on {device}", file=sys.stderr)
+    metrics = dict(result.metrics)
+    if args.calibration:
+        metrics.update(report_calibration(result, args, checkpoint).measures())
+    width = max(len(name) for name in metrics)
+    for name, value in metrics.items():
+        print(f"{name:<{width}}  {value:.6f}")
+    if args.json:
+        print(json.dumps(metrics))
+
+
+def report_calibration(result, args: argparse.Namespace, checkpoint: str):
+    from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
+
+    probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives)
+    calibration = expected_calibration_error(probabilities, labels, weights)
+    plot = Path(args.calibration_plot or f"{Path(checkpoint).with_suffix('')}_calibration.png")
+    save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
+    print(f"reliability diagram: {plot}", file=sys.stderr)
+    return calibration

@@ -1,0 +1,91 @@
+"""One optimisation step (forward, loss over non-padding positions, backward, Adam), the learning-rate
+schedule and the run's budget: what a training step needs besides the model and the losses."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from gsasrec.batches import sample_negatives
+from gsasrec.config import GSASRecExperimentConfig
+from gsasrec.errors import GSASRecError
+from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
+from gsasrec.model import GSASRec
+from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
+
+PRECISIONS = ("fp32", "bf16")
+LR_FLOOR = 0.1
+
+
+def learning_rate_at(config: GSASRecExperimentConfig, step: int) -> float:
+    """Adam's learning rate for training step `step` (0-based): constant, or a cosine decay."""
+    if config.lr_decay_steps is None:
+        return config.learning_rate
+    progress = min(step / config.lr_decay_steps, 1.0)
+    return config.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class TrainingStep:
+    """One optimisation step: forward, gBCE over non-padding positions, backward, Adam."""
+
+    def __init__(self, model: GSASRec, optimizer: torch.optim.Optimizer, config: GSASRecExperimentConfig,
+                 num_items: int, generator: torch.Generator, precision: str = "fp32",
+                 compile: bool = False, network: torch.nn.Module | None = None):
+        if precision not in PRECISIONS:
+            raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.model = model
+        network = network if network is not None else model  # the DDP wrapper when distributed
+        # Evaluation keeps the plain module: its batches change width, which would recompile.
+        self.forward = torch.compile(network) if compile else network
+        self.bf16 = precision == "bf16"
+        self.optimizer = optimizer
+        self.num_items = num_items
+        self.negs_per_pos = config.negs_per_pos
+        self.loss_name = config.loss
+        self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
+        self.generator = generator
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = self.forward(inputs)  # (batch, length, dim)
+            valid = inputs != self.model.padding_id  # (batch, length)
+            # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
+            positions = hidden[valid]  # (positions, dim)
+            positives = labels[valid]  # (positions,)
+            if self.loss_name == "ce":
+                logits = all_logits(positions, self.model.output_table,
+                                    self.model.output_bias)  # (positions, num_items + 2)
+            else:
+                negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
+                                             self.generator, inputs.device)  # (positions, negatives)
+                dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
+                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense,
+                                          self.model.output_bias)
+        # The losses run in float32 whatever the autocast dtype.
+        if self.loss_name == "ce":
+            return full_ce_loss(logits, positives)
+        if self.loss_name == "sampled_ce":
+            return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
+        return gbce_loss(logits, self.beta)
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(inputs, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class Budget:
+    """--max-steps and --max-minutes."""
+
+    def __init__(self, max_steps: int | None, max_minutes: float | None):
+        self.max_steps = max_steps
+        self.deadline = time.perf_counter() + max_minutes * 60 if max_minutes is not None else None
+
+    def spent(self, steps: int) -> bool:
+        if self.max_steps is not None and steps >= self.max_steps:
+            return True
+        return self.deadline is not None and time.perf_counter() >= self.deadline
