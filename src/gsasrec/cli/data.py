@@ -97,7 +97,7 @@ def run_ml1m(args: argparse.Namespace) -> None:
 
 
 def run_import(args: argparse.Namespace) -> None:
-    from gsasrec.data.folder import resolve_datasets_dir
+    from gsasrec.data.folder import dataset_folder, resolve_datasets_dir
     from gsasrec.data.interactions import ImportOptions, detect_format, import_log, read_item_names, read_log
 
     options = ImportOptions(user_col=args.user_col, item_col=args.item_col, time_col=args.time_col,
@@ -106,8 +106,9 @@ def run_import(args: argparse.Namespace) -> None:
                             val_users=args.val_users, seed=args.seed)
     source = Path(args.interactions)
     datasets_dir = resolve_datasets_dir(args.datasets_dir)
-    if (datasets_dir / args.name).exists() and not args.force:
-        raise GSASRecError(f"dataset folder {datasets_dir / args.name} already exists (use --force to replace it)")
+    folder = dataset_folder(args.name, datasets_dir)
+    if folder.exists() and not args.force:  # before the (possibly long) read of the log
+        raise GSASRecError(f"dataset folder {folder} already exists (use --force to replace it)")
     frame = read_log(source, detect_format(source, args.format), options)
     names = read_item_names(Path(args.item_names)) if args.item_names else None
     path, report = import_log(frame, args.name, datasets_dir, options, force=args.force, item_names=names,

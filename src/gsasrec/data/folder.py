@@ -103,8 +103,17 @@ def resolve_datasets_dir(datasets_dir: str | Path | None = None) -> Path:
     return Path(os.environ.get(DATASETS_ENV, "datasets"))
 
 
+def dataset_folder(name: str, datasets_dir: str | Path | None = None) -> Path:
+    """<datasets dir>/<name>. The name must be one plain folder name: an empty one, '.', '..' or a path
+    would point outside the datasets folder (and `--force` would replace whatever is there)."""
+    plain = name not in ("", ".", "..") and Path(name).name == name and "/" not in name and "\\" not in name
+    if not plain or name != name.strip():
+        raise GSASRecError(f"dataset name {name!r} must be one plain folder name (such as 'shop'), not a path")
+    return resolve_datasets_dir(datasets_dir) / name
+
+
 def read_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
-    path = resolve_datasets_dir(datasets_dir) / name
+    path = dataset_folder(name, datasets_dir)
     if not path.is_dir():
         raise GSASRecError(
             f"dataset folder {path} not found (pass --datasets-dir DIR or set ${DATASETS_ENV})"
@@ -205,6 +214,8 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
     path = Path(path)
     if path.exists() and not force:
         raise GSASRecError(f"dataset folder {path} already exists (use --force to replace it)")
+    if path.exists() and not (path / "dataset_stats.json").is_file():
+        raise GSASRecError(f"{path} exists and is not a dataset folder (no dataset_stats.json): not replacing it")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

@@ -18,6 +18,7 @@ from gsasrec.data.folder import (
     ITEM_NAMES,
     USER_IDS,
     Sequences,
+    dataset_folder,
     format_id_table,
     format_names_table,
     offsets_of,
@@ -207,7 +208,8 @@ def import_log(frame, name: str, datasets_dir: Path, options: ImportOptions, for
     if item_names:
         extra[ITEM_NAMES] = format_names_table(
             {i: item_names[e] for i, e in enumerate(item_ids, start=1) if e in item_names})
-    path = write_dataset(Path(datasets_dir) / name, stats, train, val, test, force=force, extra_files=extra)
+    path = write_dataset(dataset_folder(name, datasets_dir), stats, train, val, test, force=force,
+                         extra_files=extra)
     return path, report
 
 
