@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,3 +106,12 @@ def test_missing_checkpoint_and_not_a_checkpoint(setup):
 def test_bad_flag_value_exits_non_zero(setup):
     result = gsasrec("train", "--config", "x.py", "--max-steps", "-3")
     assert result.returncode == 2 and "expected a whole number >= 1" in result.stderr
+
+
+def test_the_readme_example_outputs_are_ignored_by_git():
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    outputs = ["ml1m.onnx", "ml1m.pt", "ml1m_lengths.png", "best_calibration.png"]
+    result = subprocess.run(["git", "check-ignore", *outputs], cwd=repo, capture_output=True, text=True)
+    assert result.stdout.split() == outputs

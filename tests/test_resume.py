@@ -76,13 +76,15 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run, straigh
 def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight):
     tmp_path, config = small_run
     stopped = tmp_path / "stopped"
-    process = subprocess.Popen(train_command(tmp_path, config, stopped), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(train_command(tmp_path, config, stopped), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     wait_for_epochs(stopped, 1, process)
     time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 2 and "gsasrec train --resume" in stderr
+    stdout, stderr = process.communicate(timeout=60)
+    # An interruption is not an error: the resume hint once, the conventional exit code of a signal stop.
+    assert process.returncode == 130 and "error" not in stderr
+    assert (stdout + stderr).count("gsasrec train --resume") == 1
     state = torch.load(stopped / "last.pt", weights_only=True)
     assert not state["progress"]["finished"]
     assert main(["train", "--resume", str(stopped), "--no-progress"]) == 0

@@ -26,14 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     retain_freed_memory()
     try:
-        args.handler(args)
+        code = args.handler(args)  # None, or an exit code of its own (an interrupted run: 130)
     except GSASRecError as error:
         print(f"gsasrec: error: {error}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print("gsasrec: interrupted", file=sys.stderr)
         return INTERRUPTED
-    return 0
+    return code or 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from gsasrec.cli import add_common, formatter, positive_float, positive_int
+from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int
 from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
@@ -51,7 +51,7 @@ def register(commands) -> None:
     train.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int | None:
     from gsasrec.checkpoint import LAST_CHECKPOINT
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
         code = launch(args.nproc, without_option(args.argv, "--nproc"))
         if code != 0:
             raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above")
-        return
+        return None
     options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None,
                          device=resolve_device(args.device), seed=args.seed, max_steps=args.max_steps,
                          max_minutes=args.max_minutes, progress=args.progress, precision=args.precision,
@@ -76,14 +76,15 @@ def run(args: argparse.Namespace) -> None:
         config = load_config(args.config)
         result = train(config, open_dataset(config.dataset_name, args.datasets_dir), options)
     if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if result.interrupted:
-        raise GSASRecError(f"interrupted at step {result.steps}; resume with: gsasrec train --resume {result.run_dir}")
+        return None
+    if result.interrupted:  # Ctrl-C or SIGTERM: the trainer has saved last.pt and printed how to resume
+        return INTERRUPTED
     print(f"best {result.val_metric} {result.best_metric:.4f} at step {result.best_step} "
           f"({result.steps} steps, {result.epochs} epochs, {result.seconds:.0f} s)")
     print(f"best checkpoint: {result.best_checkpoint}")
     print(f"final weights: {result.run_dir / LAST_CHECKPOINT}")
     print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
+    return None
 
 
 def without_option(argv: list[str], name: str) -> list[str]:
