@@ -93,6 +93,7 @@ def test_recommendation_limit_below_a_cutoff(setup):
     checkpoint = checkpoint_for(tmp_path, "ok")
     result = gsasrec("evaluate", checkpoint, "--datasets-dir", tmp_path / "datasets", "--metrics", "nDCG@20")
     assert_one_line_error(result, "must be >= the cutoff of every measure: nDCG@20 needs 20")
+    assert "(set with --recommendation-limit)" in result.stderr
 
 
 def test_missing_checkpoint_and_not_a_checkpoint(setup):

@@ -45,6 +45,7 @@ def test_recommend_and_serve_work_on_the_shipped_models(path, shared_datasets):
     recommender = Recommender.from_checkpoint(path, device="cpu", datasets_dir=shared_datasets)
     result = recommender.recommend([1, 2, 3, 4], k=5)
     assert len(result.items) == 5 and all(0 < r["probability"] < 1 for r in result.items)
+    assert all(r["name"] for r in result.items)  # ML-1M titles from the folder's extra/
     with TestClient(create_app(recommender)) as client:
         response = client.post("/recommend", json={"history": [1, 2, 3, 4], "k": 5})
     assert response.status_code == 200

@@ -16,6 +16,7 @@ import numpy as np
 from gsasrec.batches import all_items
 from gsasrec.checkpoint import dataset_location, load_model
 from gsasrec.data.folder import ITEM_IDS, ITEM_NAMES, Sequences, Split, read_id_table, read_names_table
+from gsasrec.data.recipes import ml1m_titles
 from gsasrec.errors import GSASRecError
 from gsasrec.inference import top_items
 from gsasrec.model import GSASRec
@@ -51,9 +52,8 @@ class ItemCatalog:
             if len(self.external) != num_items:
                 raise GSASRecError(f"{folder / ITEM_IDS}: {len(self.external)} ids, "
                                    f"but the model has num_items={num_items}")
-        if folder is not None and (folder / ITEM_NAMES).exists():
-            for internal, name in read_names_table(folder / ITEM_NAMES, num_items).items():
-                self.names[internal - 1] = name
+        for internal, name in item_names(folder, num_items).items():
+            self.names[internal - 1] = name
         self.internal = {str(item): index for index, item in enumerate(self.external, start=1)}
 
     def to_internal(self, history: Sequence[ItemId]) -> tuple[list[int], list]:
@@ -76,6 +76,19 @@ class ItemCatalog:
 
     def describe(self, internal: int) -> dict:
         return {"item": self.external[internal - 1], "name": self.names[internal - 1]}
+
+
+def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
+    """internal id -> name: item_names.tsv, else, in an ML-1M folder laid out as the reference's (its
+    extra/ holds movies.dat and the SASRec id map), the movie titles."""
+    if folder is None:
+        return {}
+    if (folder / ITEM_NAMES).exists():
+        return read_names_table(folder / ITEM_NAMES, num_items)
+    extra = folder / "extra"
+    if (extra / "movies.dat").is_file() and (extra / "sas_to_original_items.txt").is_file():
+        return {i: name for i, name in ml1m_titles(extra).items() if 1 <= i <= num_items}
+    return {}
 
 
 class Recommender:

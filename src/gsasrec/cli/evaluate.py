@@ -17,6 +17,11 @@ EXAMPLES = """examples:
   gsasrec evaluate --checkpoint runs/ml1m/last.pt --calibration --calibration-plot reliability.png"""
 
 
+# config field -> the option that sets it for one evaluation
+OVERRIDES = {"metrics": "metrics", "recommendation_limit": "recommendation_limit",
+             "filter_rated": "filter_rated", "eval_batch_size": "batch_size"}
+
+
 def register(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a checkpoint on the test or validation split", formatter_class=formatter,
@@ -61,11 +66,15 @@ def run(args: argparse.Namespace) -> None:
         raise GSASRecError("evaluate needs a checkpoint: --checkpoint FILE")
     if args.checkpoint and args.checkpoint_path:
         raise GSASRecError("give the checkpoint once: either --checkpoint FILE or a positional FILE")
-    overrides = {name: value for name, value in (
-        ("metrics", args.metrics), ("recommendation_limit", args.recommendation_limit),
-        ("filter_rated", args.filter_rated), ("eval_batch_size", args.batch_size)) if value is not None}
-    result = evaluate_checkpoint(checkpoint, args.split, args.datasets_dir,
-                                 load_config(args.config) if args.config else None, args.device, **overrides)
+    overrides = {field: getattr(args, option) for field, option in OVERRIDES.items()
+                 if getattr(args, option) is not None}
+    try:
+        result = evaluate_checkpoint(checkpoint, args.split, args.datasets_dir,
+                                     load_config(args.config) if args.config else None, args.device, **overrides)
+    except GSASRecError as error:
+        # A config field the user set through a flag: name the flag too.
+        named = [f"--{OVERRIDES[f].replace('_', '-')}" for f in OVERRIDES if f"field '{f}'" in str(error)]
+        raise GSASRecError(f"{error} (set with {named[0]})" if named else str(error)) from None
     config, device = result.config, result.model.output_table.device
     print(f"{args.split}: {len(result.split.inputs)} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}, {result.seconds:.2f} s on {device}", file=sys.stderr)

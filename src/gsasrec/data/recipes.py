@@ -88,17 +88,22 @@ def ml1m_extras(extra_dir: Path) -> dict:
             files[f"extra/{name}"] = path.read_bytes()  # copied byte for byte (movies.dat is ISO-8859-1)
     if "extra/movies.dat" not in files or "extra/sas_to_original_items.txt" not in files:
         raise GSASRecError(f"{extra_dir}: needs movies.dat and sas_to_original_items.txt for item names")
+    files[ITEM_NAMES] = format_names_table(ml1m_titles(extra_dir))
+    return files
+
+
+def ml1m_titles(extra_dir: Path) -> dict[int, str]:
+    """SAS item id -> movie title, from MovieLens' movies.dat and the SASRec id map in extra_dir."""
     titles = {}
-    for line in files["extra/movies.dat"].decode("latin-1").splitlines():
+    for line in (extra_dir / "movies.dat").read_bytes().decode("latin-1").splitlines():  # ISO-8859-1
         movie_id, title, _ = line.split("::", 2)
         titles[movie_id] = title
     names = {}
-    for line in files["extra/sas_to_original_items.txt"].decode().splitlines():
+    for line in (extra_dir / "sas_to_original_items.txt").read_text().splitlines():
         sas_id, movie_id = line.split()
         if movie_id in titles:
             names[int(sas_id)] = titles[movie_id]
-    files[ITEM_NAMES] = format_names_table(names)
-    return files
+    return names
 
 
 def open_text(path: Path):
