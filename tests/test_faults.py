@@ -49,3 +49,44 @@ def test_force_replaces_only_a_dataset_folder(datasets, tmp_path):
     assert gsasrec("data", "import", "--interactions", log, "--name", "shop", "--datasets-dir", root).returncode == 0
     again = gsasrec("data", "import", "--interactions", log, "--name", "shop", "--datasets-dir", root, "--force")
     assert again.returncode == 0 and (root / "shop" / "dataset_stats.json").is_file()
+
+
+def test_nan_timestamps_are_dropped_and_counted_like_missing_ones(tmp_path):
+    log = tmp_path / "log.csv"
+    rows = ["user_id,item_id,ts"] + [f"u{u},i{k},{k}" for u in range(6) for k in range(3)]
+    rows += ["u0,late,NaN", "u1,late,nan"]  # a NaN sorted as the newest event would become the test target
+    log.write_text("\n".join(rows) + "\n")
+    result = gsasrec("data", "import", "--interactions", log, "--name", "t", "--time-col", "ts",
+                     "--datasets-dir", tmp_path / "datasets", "--val-users", "2")
+    assert result.returncode == 0, result.stderr
+    assert "2 rows with a missing timestamp dropped" in result.stdout
+    assert "late" not in (tmp_path / "datasets" / "t" / "item_ids.tsv").read_text()
+
+
+def test_an_imported_dataset_folder_follows_the_umask(datasets):
+    root, log = datasets
+    assert gsasrec("data", "import", "--interactions", log, "--name", "shop", "--datasets-dir", root).returncode == 0
+    assert (root / "shop").stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+
+def current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_train_on_a_missing_datasets_folder_creates_nothing_when_ml1m_cannot_be_built(tmp_path):
+    from synthetic import write_config
+
+    config = write_config(tmp_path / "c.py", dataset_name="ml1m")
+    missing = tmp_path / "nowhere" / "datasets"
+    # No network in the test: point the recipe at a source that cannot be fetched.
+    result = subprocess.run([sys.executable, "-c", (
+        "import sys; import gsasrec.data.recipes as r; r.ML1M_URL = 'file:///nonexistent/ml-1m.txt'; "
+        "r.build_ml1m.__defaults__ = (r.ML1M_URL, None, False); from gsasrec.cli import main; "
+        f"sys.exit(main(['train', '--config', {str(config)!r}, '--datasets-dir', {str(missing)!r}]))")],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert not missing.exists()

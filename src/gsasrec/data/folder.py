@@ -218,6 +218,9 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
         raise GSASRecError(f"{path} exists and is not a dataset folder (no dataset_stats.json): not replacing it")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    temporary.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; a dataset folder is as shareable as any other
     try:
         files = {"dataset_stats.json": json.dumps(stats, indent=4),
                  "train/input.txt": format_sequences(train)}

@@ -120,10 +120,13 @@ def parse_times(times, path: Path, column: str):
     import polars as pl
 
     if times.dtype.is_numeric():
-        return times.cast(pl.Float64).alias("time")
+        return times.cast(pl.Float64).fill_nan(None).alias("time")  # NaN is a missing time, not the latest
     if times.dtype in (pl.Date, pl.Datetime):
         return times.cast(pl.Datetime("us")).dt.replace_time_zone(None).alias("time")
     text = times.cast(pl.Utf8).str.strip_chars()
+    # 'NaN' / 'nan' parse as a float NaN, which would sort as the user's last event: count it as missing.
+    text = pl.when(text.str.to_lowercase() == "nan").then(None).otherwise(text)
+    text = pl.select(text.alias("time")).to_series()
     parsed = text.cast(pl.Float64, strict=False)
     if (parsed.is_null() & text.is_not_null()).any():
         attempts = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in TIME_FORMATS]

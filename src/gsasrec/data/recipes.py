@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,7 +43,13 @@ def open_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
     root = resolve_datasets_dir(datasets_dir)
     if name == "ml1m" and not (root / name).exists():
         print(f"{root / name} not found: building it with 'gsasrec data ml1m'", file=sys.stderr)
-        build_ml1m(root)
+        created = not root.exists()
+        try:
+            build_ml1m(root)
+        except BaseException:
+            if created:  # leave nothing behind in a folder this call made (a failed download, Ctrl-C)
+                shutil.rmtree(root, ignore_errors=True)
+            raise
     return read_dataset(name, root)
 
 
