@@ -116,3 +116,11 @@ def test_the_readme_example_outputs_are_ignored_by_git():
     outputs = ["ml1m.onnx", "ml1m.pt", "ml1m_lengths.png", "best_calibration.png"]
     result = subprocess.run(["git", "check-ignore", *outputs], cwd=repo, capture_output=True, text=True)
     assert result.stdout.split() == outputs
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "--max-steps", "zero"]])
+def test_help_and_argument_errors_do_not_wait_for_torch(argv):
+    probe = (f"import sys\nfrom gsasrec.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -20,10 +20,10 @@ USER_ERROR, INTERRUPTED = 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and argument errors end here, before torch loads
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     from gsasrec.runtime import retain_freed_memory
 
-    args = build_parser().parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]
     retain_freed_memory()
     try:
         code = args.handler(args)  # None, or an exit code of its own (an interrupted run: 130)
