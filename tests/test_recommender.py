@@ -9,6 +9,7 @@ import torch
 
 from gsasrec.checkpoint import load_model
 from gsasrec.cli import main
+from gsasrec.data.folder import read_dataset
 from gsasrec.errors import GSASRecError
 from gsasrec.export import example_input, export_scorer
 from gsasrec.recommender import Recommender
@@ -80,7 +81,16 @@ def test_recommend_command(pattern_run, capsys):
     assert main(["recommend", "--checkpoint", str(run_dir / "best.pt"), "--user", "1", "--split", "test",
                  "--datasets-dir", str(root / "datasets")]) == 0
     table = capsys.readouterr().out
-    assert "rank" in table and "<- held-out item" in table
+    assert "rank" in table and "<- held-out item" in table and "held-out item" in table.splitlines()[-1]
+    # Outside the top k the table still says what was held out and where it ranks.
+    assert main(["recommend", "--checkpoint", str(run_dir / "best.pt"), "--user", "1", "--split", "test",
+                 "--datasets-dir", str(root / "datasets"), "-k", "1", "--include-seen", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    recommender = Recommender.from_checkpoint(run_dir / "best.pt", device="cpu")
+    history, target = recommender.user_history(read_dataset("cycle", root / "datasets").test, 1)
+    everything = recommender.recommend(history, 50, exclude_seen=False).items
+    expected_rank = next(r["rank"] for r in everything if r["item"] == target)
+    assert printed["held_out"] == {"item": target, "rank": expected_rank}
     assert main(["recommend", "--checkpoint", str(run_dir / "best.pt"), "--user", "0",
                  "--datasets-dir", str(root / "datasets")]) == 2
 

@@ -116,6 +116,11 @@ class Recommender:
         return ([external[i - 1] for i in split.inputs[user - 1].tolist()],
                 external[int(split.targets[user - 1]) - 1])
 
+    def rank_of(self, history: Sequence[ItemId], item: ItemId, exclude_seen: bool = True) -> int | None:
+        """1-based rank of `item` among all recommendations for `history` (None: unknown or excluded)."""
+        everything = self.recommend(history, self.model.num_items, exclude_seen).items
+        return next((row["rank"] for row in everything if str(row["item"]) == str(item)), None)
+
     def recommend(self, history: Sequence[ItemId], k: int = 10, exclude_seen: bool = True) -> Recommendations:
         return self.recommend_batch([history], k, exclude_seen)[0]
 

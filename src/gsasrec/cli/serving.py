@@ -84,8 +84,11 @@ def run_recommend(args: argparse.Namespace) -> None:
     else:
         history, target = user_history(recommender, args)
     result = recommender.recommend(history, args.k, exclude_seen=not args.include_seen)
+    held_out = None
+    if target is not None:
+        held_out = {"item": target, "rank": recommender.rank_of(history, target, not args.include_seen)}
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict() | ({"held_out": held_out} if held_out else {})))
         return
     if result.unknown_items:
         print(f"ignored unknown item ids: {' '.join(map(str, result.unknown_items))}", file=sys.stderr)
@@ -94,6 +97,9 @@ def run_recommend(args: argparse.Namespace) -> None:
         hit = "  <- held-out item" if target is not None and str(row["item"]) == str(target) else ""
         print(f"{row['rank']:>4}  {str(row['item']):>10}  {row['score']:>8.3f}  {row['probability']:>6.3f}  "
               f"{row['name'] or ''}{hit}")
+    if held_out is not None:
+        where = f"rank {held_out['rank']}" if held_out["rank"] else "excluded (already in the history)"
+        print(f"held-out item {held_out['item']}: {where}")
 
 
 def user_history(recommender, args: argparse.Namespace) -> tuple[list, object]:
