@@ -141,3 +141,20 @@ def test_learning_rate_schedule():
     assert rates[5] == pytest.approx(0.01 * (LR_FLOOR + (1 - LR_FLOOR) / 2))
     assert rates[10] == rates[15] == pytest.approx(0.01 * LR_FLOOR)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_progress_lines_when_output_is_not_a_terminal(tmp_path, capsys):
+    """Redirected output gets plain progress lines (here every step) before the first epoch ends, with the
+    whole run's ETA to its budget."""
+    import re
+
+    from gsasrec.training import RunOptions, train
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=64, num_items=20, val_users=8)
+    config = load_config(write_config(tmp_path / "c.py", max_batches_per_epoch=2, max_epochs=3))
+    train(config, read_dataset("cycle", tmp_path / "datasets"),
+          RunOptions(output_dir=tmp_path / "run", seed=0, max_steps=5, progress=False, progress_every=0.0))
+    lines = capsys.readouterr().out.splitlines()
+    first_epoch = next(i for i, line in enumerate(lines) if line.startswith("epoch 1 "))
+    progress = [line for line in lines[:first_epoch] if line.startswith("step ")]
+    assert progress and re.fullmatch(r"step 1/5 loss \d+\.\d{4} [\d.]+ steps/s ETA \d+:\d\d", progress[0])

@@ -27,6 +27,7 @@ from gsasrec.distributed import from_main, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
+from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
 from gsasrec.runs import default_run_dir, environment, keep_records_before, record_epoch, write_run_config
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import Budget, TrainingStep, learning_rate_at
@@ -41,7 +42,8 @@ class RunOptions:
     seed: int | None = None
     max_steps: int | None = None
     max_minutes: float | None = None
-    progress: bool | None = None  # None: a bar only on a terminal
+    progress: bool | None = None  # a bar (True), plain lines (False) or whichever fits stdout (None)
+    progress_every: float = LINE_EVERY_SECONDS  # seconds between plain progress lines
     precision: str = "fp32"  # "bf16": autocast matmuls to bfloat16; the loss stays float32
     compile: bool = False  # torch.compile the model for training steps
 
@@ -161,6 +163,8 @@ class Trainer:
     def run(self) -> RunResult:
         p, config, world = self.progress, self.config, self.world
         budget = Budget(self.options.max_steps, self.options.max_minutes)
+        progress = RunProgress(budget, config.max_epochs * self.steps_per_epoch, p.steps, self.options.progress,
+                               shown=world.is_main, every=self.options.progress_every)
         started = time.perf_counter() - p.seconds
         stop = False
         # SIGTERM and Ctrl-C finish the current step, save last.pt and return.
@@ -169,8 +173,7 @@ class Trainer:
                 self.model.train()
                 if self.order is None:
                     self.order = self.batches.shuffle(self.order_generator)
-                bar = tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch}", unit="step",
-                           leave=False, dynamic_ncols=True, disable=self.hide_bar())
+                progress.start_epoch(p.epoch, self.steps_per_epoch, p.batch)
                 while p.batch < self.steps_per_epoch:
                     inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size,
                                                         self.order_generator)
@@ -179,19 +182,17 @@ class Trainer:
                     p.epoch_losses.append(self.step(inputs, labels))
                     p.batch += 1
                     p.steps += 1
-                    bar.update(1)
-                    if p.steps % 10 == 0:
-                        bar.set_postfix(loss=f"{torch.stack(p.epoch_losses[-10:]).mean().item():.4f}")
+                    progress.after_step(p.steps, lambda: torch.stack(p.epoch_losses[-10:]).mean().item())
                     # One decision per step, rank 0's, so that every rank stops at the same step.
                     decision = from_main(world, INTERRUPTED if requests.stop
                                          else BUDGET_SPENT if budget.spent(p.steps) else CONTINUE)
                     if decision == INTERRUPTED:
-                        bar.close()
+                        progress.end_epoch()
                         return self.stop_interrupted(started)
                     if decision == BUDGET_SPENT:
                         stop = True
                         break
-                bar.close()
+                progress.end_epoch()
                 early_stop = self.end_epoch(started)
                 p.finished = early_stop or p.epoch > config.max_epochs
                 stop = stop or early_stop
@@ -274,8 +275,3 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"], self.world.device)
         if state.get("order") is not None:
             self.order = state["order"].to(self.world.device)
-
-    def hide_bar(self) -> bool | None:
-        if not self.world.is_main:
-            return True
-        return None if self.options.progress is None else not self.options.progress

@@ -47,7 +47,8 @@ def register(commands) -> None:
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the model for training (a one-time compile of ~30 s)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="show a progress bar (default: only on a terminal)")
+                       help="a progress bar with the run's ETA, or (--no-progress) a plain line every 30 s: "
+                            "step, loss, steps/s, ETA (default: a bar on a terminal, lines otherwise)")
     train.set_defaults(handler=run)
 
 

@@ -1,0 +1,74 @@
+"""How far a training run is: on a terminal a bar with the loss and the whole run's ETA; elsewhere (a log
+file, nohup, CI) a plain line at least every `every` seconds, so that a long epoch is never silent."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+from gsasrec.step import Budget
+
+LINE_EVERY_SECONDS = 30.0
+
+
+class RunProgress:
+    def __init__(self, budget: Budget, total_steps: int, first_step: int, terminal: bool | None,
+                 shown: bool = True, every: float = LINE_EVERY_SECONDS):
+        """budget: --max-steps / --max-minutes; total_steps: the step the run ends at without a budget
+        (max_epochs' worth); first_step: where this process starts (a resumed run's step count);
+        terminal: a bar (True), lines (False) or whichever fits stdout (None); shown: False on ranks > 0."""
+        self.budget = budget
+        self.total_steps = min(total_steps, budget.max_steps or total_steps)
+        self.first_step = first_step
+        self.terminal = sys.stdout.isatty() if terminal is None else terminal
+        self.shown = shown
+        self.every = every
+        self.started = self.last_line = time.perf_counter()
+        self.bar: tqdm | None = None
+
+    def start_epoch(self, epoch: int, steps_per_epoch: int, batch: int) -> None:
+        self.bar = tqdm(total=steps_per_epoch, initial=batch, desc=f"epoch {epoch}", unit="step", leave=False,
+                        dynamic_ncols=True, disable=not (self.shown and self.terminal))
+
+    def end_epoch(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def after_step(self, steps: int, recent_loss) -> None:
+        """recent_loss: a callable giving the mean of the latest losses (evaluated only when shown)."""
+        if not self.shown:
+            return
+        self.bar.update(1)
+        now = time.perf_counter()
+        if self.terminal and steps % 10 == 0:
+            self.bar.set_postfix(loss=f"{recent_loss():.4f}", run_eta=format_seconds(self.eta(steps, now)))
+        elif not self.terminal and now - self.last_line >= self.every:
+            self.last_line = now
+            tqdm.write(self.line(steps, recent_loss(), now))
+
+    def rate(self, steps: int, now: float) -> float:
+        return (steps - self.first_step) / max(now - self.started, 1e-9)
+
+    def eta(self, steps: int, now: float) -> float | None:
+        """Seconds until the run ends by its step count or its deadline, whichever comes first."""
+        rate = self.rate(steps, now)
+        if rate <= 0:
+            return None
+        remaining = (self.total_steps - steps) / rate
+        if self.budget.deadline is not None:
+            remaining = min(remaining, self.budget.deadline - now)
+        return max(remaining, 0.0)
+
+    def line(self, steps: int, loss: float, now: float) -> str:
+        return (f"step {steps}/{self.total_steps} loss {loss:.4f} {self.rate(steps, now):.2f} steps/s "
+                f"ETA {format_seconds(self.eta(steps, now))}")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
