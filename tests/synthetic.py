@@ -25,10 +25,16 @@ def cycle_sequences(num_users: int, num_items: int, seed: int, min_length: int =
 
 def write_cycle_dataset(root: Path, name: str = "cycle", num_users: int = 300, num_items: int = 30,
                         val_users: int = 64, seed: int = 0) -> Path:
-    sequences = cycle_sequences(num_users, num_items, seed)
+    return write_synthetic(Path(root) / name, cycle_sequences(num_users, num_items, seed), num_items,
+                           val_users, seed)
+
+
+def write_synthetic(path: Path, sequences: Sequences, num_items: int, val_users: int, seed: int) -> Path:
+    """A dataset folder of these sequences, split as the reference splits ML-1M."""
+    num_users = len(sequences)
     train, val, test = leave_one_out(sequences, reference_validation_users(num_users, val_users, seed))
     stats = {"num_users": num_users, "num_items": num_items, "num_interactions": int(len(sequences.items))}
-    return write_dataset(Path(root) / name, stats, train, val, test)
+    return write_dataset(path, stats, train, val, test)
 
 
 def write_config(path: Path, dataset_name: str = "cycle", **fields) -> Path:
@@ -63,7 +69,5 @@ def successor_sequences(num_users: int = 800, num_items: int = 300, seed: int = 
 
 def write_successor_dataset(root: Path, name: str = "successor", num_users: int = 800, num_items: int = 300,
                             val_users: int = 128, seed: int = 0) -> Path:
-    sequences = successor_sequences(num_users, num_items, seed)
-    train, val, test = leave_one_out(sequences, reference_validation_users(num_users, val_users, seed))
-    stats = {"num_users": num_users, "num_items": num_items, "num_interactions": int(len(sequences.items))}
-    return write_dataset(Path(root) / name, stats, train, val, test)
+    return write_synthetic(Path(root) / name, successor_sequences(num_users, num_items, seed), num_items,
+                           val_users, seed)
