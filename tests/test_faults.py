@@ -90,3 +90,22 @@ def test_train_on_a_missing_datasets_folder_creates_nothing_when_ml1m_cannot_be_
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert not missing.exists()
+
+
+def test_train_refuses_a_folder_that_holds_a_run_unless_forced(tmp_path):
+    from synthetic import write_config, write_cycle_dataset
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=40, num_items=20, val_users=8)
+    config = write_config(tmp_path / "c.py", max_epochs=2, max_batches_per_epoch=2)
+    run = tmp_path / "run"
+    command = ["train", "--config", config, "--datasets-dir", tmp_path / "datasets", "--output-dir", run,
+               "--seed", "1", "--no-progress"]
+    assert gsasrec(*command).returncode == 0
+    log = (run / "metrics.jsonl").read_text()
+    best = (run / "best.pt").read_bytes()
+    again = gsasrec(*command)
+    assert_one_line_error(again, f"gsasrec train --resume {run}")
+    assert (run / "metrics.jsonl").read_text() == log and (run / "best.pt").read_bytes() == best
+    forced = gsasrec(*command, "--force", "--seed", "2")
+    assert forced.returncode == 0, forced.stderr
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # the new run's epochs only

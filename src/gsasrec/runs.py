@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsasrec.checkpoint import LAST_CHECKPOINT
+from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
@@ -124,6 +124,12 @@ def summarize_run(run_dir: Path) -> dict:
         "resumable": (run_dir / LAST_CHECKPOINT).exists(), "started": payload.get("environment", {}).get("started"),
         "device": payload.get("environment", {}).get("device"),
     }
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The files of a run that a run folder holds (none: the folder is free for a new run)."""
+    names = (RUN_CONFIG, METRICS_LOG, CURVE, BEST_CHECKPOINT, LAST_CHECKPOINT)
+    return [Path(run_dir) / name for name in names if (Path(run_dir) / name).exists()]
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -10,6 +10,7 @@ never interrupted. With torchrun (WORLD_SIZE > 1) the loop runs data-parallel (d
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
-from gsasrec.runs import default_run_dir, environment, keep_records_before, record_epoch, write_run_config
+from gsasrec.runs import default_run_dir, environment, keep_records_before, record_epoch, run_files, write_run_config
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import Budget, TrainingStep, learning_rate_at
 
@@ -44,6 +45,7 @@ class RunOptions:
     max_minutes: float | None = None
     progress: bool | None = None  # a bar (True), plain lines (False) or whichever fits stdout (None)
     progress_every: float = LINE_EVERY_SECONDS  # seconds between plain progress lines
+    force: bool = False  # start over in an output_dir that already holds a run
     precision: str = "fp32"  # "bf16": autocast matmuls to bfloat16; the loss stays float32
     compile: bool = False  # torch.compile the model for training steps
 
@@ -81,12 +83,30 @@ CONTINUE, BUDGET_SPENT, INTERRUPTED = 0, 1, 2
 
 
 def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions) -> RunResult:
-    """Train until early stopping, max_epochs, --max-steps or --max-minutes; return where the best is."""
+    """Train until early stopping, max_epochs, --max-steps or --max-minutes; return where the best is.
+
+    A run folder that already holds a run is refused (its best.pt and log would mix with the new run's)
+    unless options.force, which clears it first. Every rank checks before any rank writes: joining the
+    process group waits for all of them.
+    """
+    if options.output_dir is not None:
+        claim_run_dir(Path(options.output_dir), options.force)
     trainer = Trainer(config, dataset, options)
     try:
         return trainer.run()
     finally:
         leave(trainer.world)
+
+
+def claim_run_dir(run_dir: Path, force: bool) -> None:
+    """Refuse a folder holding an earlier run (unless force: then its run files go)."""
+    earlier = run_files(run_dir)
+    if earlier and not force:
+        raise GSASRecError(f"{run_dir} already holds a run ({', '.join(p.name for p in earlier)}); continue it "
+                           f"with: gsasrec train --resume {run_dir}, or start over with --force")
+    if earlier and int(os.environ.get("RANK", "0")) == 0:
+        for path in earlier:
+            path.unlink(missing_ok=True)
 
 
 def resume(run_dir: str | Path, options: RunOptions, datasets_dir: str | Path | None = None) -> RunResult:

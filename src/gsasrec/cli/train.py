@@ -35,6 +35,8 @@ def register(commands) -> None:
     train.add_argument("--output-dir", metavar="DIR",
                        help="run directory for config.json, metrics.jsonl, best.pt "
                             "(default: runs/<dataset>-<timestamp>)")
+    train.add_argument("--force", action="store_true",
+                       help="start over in an --output-dir that already holds a run (its files are replaced)")
     train.add_argument("--seed", type=int, metavar="N",
                        help="random seed; the same seed repeats a CPU run exactly (default: random, recorded)")
     train.add_argument("--max-steps", type=positive_int, metavar="N",
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int | None:
     options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None,
                          device=resolve_device(args.device), seed=args.seed, max_steps=args.max_steps,
                          max_minutes=args.max_minutes, progress=args.progress, precision=args.precision,
-                         compile=args.compile)
+                         compile=args.compile, force=args.force)
     if args.resume:
         result = resume(args.resume, options, args.datasets_dir)
     else:
