@@ -60,8 +60,10 @@ def test_resume_from_python_continues_a_budget_stopped_run(tmp_path):
     shutil.copytree(tmp_path / "datasets", moved)
     shutil.rmtree(tmp_path / "datasets")
     with pytest.raises(Exception, match="not found"):
-        resume(tmp_path / "run", RunOptions(progress=False))
-    result = resume(tmp_path / "run", RunOptions(progress=False), datasets_dir=moved)
+        resume(tmp_path / "run", progress=False)
+    with pytest.raises(Exception, match="stopped at its budget"):
+        resume(tmp_path / "run", moved, progress=False)  # the recorded --max-steps 3 is spent
+    result = resume(tmp_path / "run", moved, progress=False, max_steps=5)
     assert result.steps == 5 and result.epochs == 3  # the budget stop closed epoch 2; epoch 3 ran whole
 
 

@@ -114,3 +114,21 @@ def test_run_directory_and_runs_commands(small_run, capsys):
     # A budget-stopped run can go on: resume with a new budget continues from step 10.
     assert main(["train", "--resume", str(run_dir), "--max-steps", "14"]) == 0
     assert read_records(run_dir)[-1]["step"] == 14
+
+
+def test_resume_keeps_the_runs_budget_and_precision(small_run):
+    tmp_path, config = small_run
+    run_dir = tmp_path / "budgeted"
+    process = subprocess.Popen(train_command(tmp_path, config, run_dir, "--max-steps", "20", "--precision", "bf16"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_epochs(run_dir, 1, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert torch.load(run_dir / "last.pt", weights_only=True)["progress"]["steps"] < 20
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0  # no flags: the run's own
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    assert state["progress"]["steps"] == 20 and read_records(run_dir)[-1]["step"] == 20
+    assert state["run_options"] == {"max_steps": 20, "max_minutes": None, "precision": "bf16", "compile": False}
+    assert main(["train", "--resume", str(run_dir)]) == 2  # its budget is spent: say so
+    assert main(["train", "--resume", str(run_dir), "--max-steps", "24", "--no-progress"]) == 0
+    assert read_records(run_dir)[-1]["step"] == 24

@@ -109,10 +109,17 @@ def claim_run_dir(run_dir: Path, force: bool) -> None:
             path.unlink(missing_ok=True)
 
 
-def resume(run_dir: str | Path, options: RunOptions, datasets_dir: str | Path | None = None) -> RunResult:
-    """Continue the run in run_dir from its last.pt (options' seed and output_dir are ignored).
+# Run options that a resumed run keeps from the interrupted one unless told otherwise.
+RECORDED_OPTIONS = ("max_steps", "max_minutes", "precision", "compile")
 
-    The dataset is the folder the run trained on, or <datasets_dir>/<dataset_name> when given.
+
+def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **changes) -> RunResult:
+    """Continue the run in run_dir from its last.pt.
+
+    The run goes on as it was started (its budget, precision and compile setting) except for what
+    `changes` sets: RunOptions fields, None keeping the recorded value. Budgets count the whole run:
+    max_steps=400 stops at step 400, max_minutes at that much training time in all. The dataset is the
+    folder the run trained on, or <datasets_dir>/<dataset_name> when given.
     """
     state = read_resume_state(run_dir)
     if state["progress"].get("finished"):
@@ -121,7 +128,14 @@ def resume(run_dir: str | Path, options: RunOptions, datasets_dir: str | Path | 
     if datasets_dir is None and state.get("dataset_path"):
         datasets_dir = Path(state["dataset_path"]).parent
     dataset = open_dataset(config.dataset_name, datasets_dir)
+    given = {name: value for name, value in changes.items() if value is not None}
+    options = RunOptions(**{**state.get("run_options", {}), **given})
     options.output_dir, options.seed = Path(run_dir), state["seed"]
+    steps, seconds = state["progress"]["steps"], state["progress"]["seconds"]
+    if (options.max_steps is not None and steps >= options.max_steps) or \
+            (options.max_minutes is not None and seconds >= options.max_minutes * 60):
+        raise GSASRecError(f"{run_dir} stopped at its budget (step {steps}, {seconds / 60:.1f} min); "
+                           f"give a larger --max-steps or --max-minutes to continue")
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
         return trainer.run()
@@ -182,7 +196,7 @@ class Trainer:
 
     def run(self) -> RunResult:
         p, config, world = self.progress, self.config, self.world
-        budget = Budget(self.options.max_steps, self.options.max_minutes)
+        budget = Budget(self.options.max_steps, self.options.max_minutes, spent_seconds=p.seconds)
         progress = RunProgress(budget, config.max_epochs * self.steps_per_epoch, p.steps, self.options.progress,
                                shown=world.is_main, every=self.options.progress_every)
         started = time.perf_counter() - p.seconds
@@ -273,6 +287,7 @@ class Trainer:
         save_checkpoint(
             self.run_dir / LAST_CHECKPOINT, self.model, self.config, self.dataset.stats,
             seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
+            run_options={name: getattr(self.options, name) for name in RECORDED_OPTIONS},
             progress={**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]},
             rng={"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
                  "negatives": self.negatives_generator.get_state(),

@@ -43,10 +43,11 @@ def register(commands) -> None:
                        help="stop after N training steps (validates once more first)")
     train.add_argument("--max-minutes", type=positive_float, metavar="M",
                        help="stop after M minutes of training (validates once more first)")
-    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    train.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                        help="bf16: autocast matrix products to bfloat16, loss in float32; about 1.8x faster "
-                            "on CPUs with bf16 units and on GPUs (default fp32, as the reference)")
-    train.add_argument("--compile", action="store_true",
+                            "on CPUs with bf16 units and on GPUs (default fp32, as the reference; "
+                            "--resume keeps the run's)")
+    train.add_argument("--compile", action="store_true", default=None,
                        help="torch.compile the model for training (a one-time compile of ~30 s)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="a progress bar with the run's ETA, or (--no-progress) a plain line every 30 s: "
@@ -69,13 +70,16 @@ def run(args: argparse.Namespace) -> int | None:
         if code != 0:
             raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above")
         return None
-    options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None,
-                         device=resolve_device(args.device), seed=args.seed, max_steps=args.max_steps,
-                         max_minutes=args.max_minutes, progress=args.progress, precision=args.precision,
-                         compile=args.compile, force=args.force)
-    if args.resume:
-        result = resume(args.resume, options, args.datasets_dir)
+    device = resolve_device(args.device)
+    if args.resume:  # the run's recorded budget, precision and compile go on unless a flag says otherwise
+        result = resume(args.resume, args.datasets_dir, device=device, progress=args.progress,
+                        max_steps=args.max_steps, max_minutes=args.max_minutes, precision=args.precision,
+                        compile=args.compile)
     else:
+        options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
+                             seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                             progress=args.progress, precision=args.precision or "fp32",
+                             compile=bool(args.compile), force=args.force)
         config = load_config(args.config)
         result = train(config, open_dataset(config.dataset_name, args.datasets_dir), options)
     if int(os.environ.get("RANK", "0")) != 0:
