@@ -109,3 +109,74 @@ def test_train_refuses_a_folder_that_holds_a_run_unless_forced(tmp_path):
     forced = gsasrec(*command, "--force", "--seed", "2")
     assert forced.returncode == 0, forced.stderr
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # the new run's epochs only
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from synthetic import write_config, write_cycle_dataset
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=40, num_items=20, val_users=8)
+    return tmp_path, write_config(tmp_path / "c.py", max_epochs=1, max_batches_per_epoch=1)
+
+
+def hand_made(path, payload):
+    import torch
+
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize("payload, words", [
+    (None, "cannot be read as weights-only PyTorch data"),  # an empty file
+    ({"format": "gsasrec-checkpoint-1", "config": {}}, "has no weights"),
+    ({"format": "gsasrec-checkpoint-1", "state_dict": {"x": 1}, "config": "text"}, "'config' must be a mapping"),
+], ids=["empty", "no-state-dict", "string-config"])
+def test_damaged_checkpoints_are_one_line_errors(tiny, payload, words):
+    tmp_path, _ = tiny
+    path = tmp_path / "damaged.pt"
+    if payload is None:
+        path.write_bytes(b"")
+    else:
+        hand_made(path, payload)
+    result = gsasrec("evaluate", "--checkpoint", path, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, words)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(path.read_bytes())
+    assert_one_line_error(gsasrec("train", "--resume", run, "--datasets-dir", tmp_path / "datasets"), str(run))
+
+
+def test_last_pt_of_another_dataset_is_refused(tiny):
+    from synthetic import write_config, write_cycle_dataset
+
+    tmp_path, _ = tiny
+    config = write_config(tmp_path / "long.py", max_epochs=5, max_batches_per_epoch=1)
+    run = tmp_path / "run"
+    assert gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets", "--output-dir", run,
+                   "--max-steps", "1", "--no-progress").returncode == 0
+    write_cycle_dataset(tmp_path / "other", num_users=40, num_items=25, val_users=8)
+    result = gsasrec("train", "--resume", run, "--datasets-dir", tmp_path / "other", "--max-steps", "3")
+    assert_one_line_error(result, "num_items=20")
+
+
+def test_unwritable_output_folders_are_one_line_errors(tiny):
+    tmp_path, config = tiny
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets", "--output-dir", blocker)
+    assert_one_line_error(result, "cannot write the run folder")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_other_bad_input_is_a_one_line_error(tiny):
+    from synthetic import write_config
+
+    tmp_path, _ = tiny
+    bad = tmp_path / "latin1.py"
+    bad.write_bytes(b"# caf\xe9\nconfig = None\n")
+    assert_one_line_error(gsasrec("train", "--config", bad), "not UTF-8 text")
+    huge = write_config(tmp_path / "huge.py", negs_per_pos=100_000_000)
+    result = gsasrec("train", "--config", huge, "--datasets-dir", tmp_path / "datasets")
+    assert_one_line_error(result, "lower negs_per_pos")
+    result = gsasrec("serve", "--checkpoint", "x.pt", "--port", "99999")
+    assert result.returncode == 2 and "port number 1-65535" in result.stderr and "Traceback" not in result.stderr

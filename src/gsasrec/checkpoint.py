@@ -16,7 +16,7 @@ import torch
 
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import resolve_datasets_dir
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, first_line
 from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
@@ -38,8 +38,11 @@ def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig,
         "dataset_stats": dict(dataset_stats),
         **extra,
     }
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    try:
+        with atomic_path(path) as temporary:
+            torch.save(payload, temporary)
+    except OSError as error:  # a full disk, a read-only folder: the previous file, if any, is kept
+        raise GSASRecError(f"cannot write {path}: {error.strerror or first_line(error)}") from None
 
 
 def _load(path: Path) -> Any:
@@ -49,7 +52,7 @@ def _load(path: Path) -> Any:
         raise GSASRecError(f"checkpoint {path} not found") from None
     except Exception as error:
         raise GSASRecError(f"checkpoint {path} cannot be read as weights-only PyTorch data: "
-                           f"{str(error).splitlines()[0]}") from None
+                           f"{first_line(error)}") from None
 
 
 def read_resume_state(run_dir: str | Path) -> dict:
@@ -58,9 +61,20 @@ def read_resume_state(run_dir: str | Path) -> dict:
     if not path.exists():
         raise GSASRecError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from")
     state = _load(path)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
-        raise GSASRecError(f"{path} is not a gsasrec resume state")
+    needed = ("optimizer", "progress", "rng", "seed")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or any(k not in state for k in needed):
+        raise GSASRecError(f"{path} is not a gsasrec resume state (it needs {', '.join(needed)})")
+    check_payload(state, path)
     return state
+
+
+def check_payload(payload: dict, path: Path) -> None:
+    """A one-line error for a damaged or hand-made checkpoint, before anything indexes into it."""
+    if not isinstance(payload.get("state_dict"), dict) or not payload["state_dict"]:
+        raise GSASRecError(f"checkpoint {path} has no weights ('state_dict' must be a non-empty mapping)")
+    for key in ("config", "dataset_stats"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise GSASRecError(f"checkpoint {path}: {key!r} must be a mapping, got {type(payload[key]).__name__}")
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -68,6 +82,7 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     payload = _load(path)
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        check_payload(payload, path)
         return payload
     if isinstance(payload, dict) and "item_embedding.weight" in payload:
         return {"state_dict": payload, "config": None, "dataset_stats": None}

@@ -165,6 +165,9 @@ def load_config(path: str | Path) -> GSASRecExperimentConfig:
         source = path.read_text()
     except OSError as error:
         raise GSASRecError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise GSASRecError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                           f"{error.start}); a config file is Python source") from None
     shim = types.ModuleType("config")
     shim.GSASRecExperimentConfig = make_config
     namespace: dict[str, Any] = {"__file__": str(path), "__name__": "gsasrec_config_file"}

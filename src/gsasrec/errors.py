@@ -6,3 +6,9 @@ The CLI prints these as a single line and exits non-zero; anything else is a bug
 
 class GSASRecError(Exception):
     """A user-facing error: the message names the file, line or field and what was expected."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -98,6 +98,21 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
         leave(trainer.world)
 
 
+# Logits one training step may hold: (batch, length, 1 + negatives). 2^31 float32 values are 8 GiB, and
+# the backward pass and a sparse path's gathered (..., dim) embeddings multiply that.
+MAX_STEP_LOGITS = 1 << 31
+
+
+def check_step_size(config: GSASRecExperimentConfig) -> None:
+    """Refuse, before allocating anything, a config whose training step cannot fit in memory."""
+    logits = config.train_batch_size * config.sequence_length * (config.negs_per_pos + 1)
+    if logits > MAX_STEP_LOGITS:
+        raise GSASRecError(
+            f"a training step would hold {logits:,} logits (train_batch_size x sequence_length x "
+            f"(negs_per_pos + 1)), over {MAX_STEP_LOGITS:,} ({MAX_STEP_LOGITS * 4 / 2**30:.0f} GiB in float32); "
+            f"lower negs_per_pos (now {config.negs_per_pos}) or train_batch_size")
+
+
 def claim_run_dir(run_dir: Path, force: bool) -> None:
     """Refuse a folder holding an earlier run (unless force: then its run files go)."""
     earlier = run_files(run_dir)
@@ -128,6 +143,9 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
     if datasets_dir is None and state.get("dataset_path"):
         datasets_dir = Path(state["dataset_path"]).parent
     dataset = open_dataset(config.dataset_name, datasets_dir)
+    if state["dataset_stats"] and state["dataset_stats"].get("num_items") != dataset.num_items:
+        raise GSASRecError(f"{run_dir} was trained on num_items={state['dataset_stats'].get('num_items')}, "
+                           f"but dataset {dataset.path} has num_items={dataset.num_items}")
     given = {name: value for name, value in changes.items() if value is not None}
     options = RunOptions(**{**state.get("run_options", {}), **given})
     options.output_dir, options.seed = Path(run_dir), state["seed"]
@@ -150,6 +168,7 @@ class Trainer:
             raise GSASRecError(f"dataset {dataset.name}: training needs at least 2 items, found {dataset.num_items}")
         if len(dataset.val.inputs) == 0:
             raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
+        check_step_size(config)
         self.config, self.dataset, self.options = config, dataset, options
         self.dataset_path = str(dataset.path.resolve())
         self.world = join(options.device)
@@ -179,10 +198,14 @@ class Trainer:
         if resume_state is not None:
             self.load_state(resume_state)
         if self.world.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if resume_state is None:
-                write_run_config(self.run_dir, self.describe())
-            else:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                if resume_state is None:
+                    write_run_config(self.run_dir, self.describe())
+            except OSError as error:  # a file in the way, a read-only folder, a full disk
+                raise GSASRecError(f"cannot write the run folder {self.run_dir}: "
+                                   f"{error.strerror or error}") from None
+            if resume_state is not None:
                 keep_records_before(self.run_dir, self.progress.epoch)
 
     def describe(self) -> dict:

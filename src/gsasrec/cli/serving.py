@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gsasrec.cli import add_common, formatter, positive_int
+from gsasrec.cli import add_common, formatter, port_number, positive_int
 from gsasrec.errors import GSASRecError
 
 RECOMMEND_EXAMPLES = """examples:
@@ -44,7 +44,7 @@ def register(commands) -> None:
                     "requests are scored in batches. OpenAPI docs at /docs.")
     add_model_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port, 1-65535 (default 8000)")
     serve.add_argument("--max-k", type=positive_int, default=100, help="largest k accepted (default 100)")
     serve.add_argument("--max-history", type=positive_int, default=10_000,
                        help="longest history accepted (default 10000)")

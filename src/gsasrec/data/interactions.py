@@ -25,7 +25,7 @@ from gsasrec.data.folder import (
     write_dataset,
 )
 from gsasrec.data.split import leave_one_out, sample_validation_users
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, first_line
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -92,10 +92,10 @@ def read_log(path: Path, fmt: str, options: ImportOptions):
         else:
             frame = pl.read_ndjson(path).select(wanted)
     except (pl.exceptions.ColumnNotFoundError, pl.exceptions.SchemaFieldNotFoundError) as error:
-        raise GSASRecError(f"{path}: missing column ({_first_line(error)}); "
+        raise GSASRecError(f"{path}: missing column ({first_line(error)}); "
                            f"name columns with --user-col, --item-col, --time-col") from None
     except (pl.exceptions.PolarsError, OSError) as error:
-        raise GSASRecError(f"{path}: cannot read as {fmt}: {_first_line(error)}") from None
+        raise GSASRecError(f"{path}: cannot read as {fmt}: {first_line(error)}") from None
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise GSASRecError(f"{path}: missing column {missing[0]!r}; it has {', '.join(frame.columns)}")
@@ -235,14 +235,10 @@ def read_item_names(path: Path) -> dict:
         else:
             table = pl.read_ndjson(path)
     except (pl.exceptions.PolarsError, OSError) as error:
-        raise GSASRecError(f"{path}: cannot read item names: {_first_line(error)}") from None
+        raise GSASRecError(f"{path}: cannot read item names: {first_line(error)}") from None
     if table.width < 2:
         raise GSASRecError(f"{path}: item names need two columns (external item id, title)")
     ids, titles = table.columns[:2]
     return dict(zip(table[ids].cast(pl.Utf8).to_list(), table[titles].cast(pl.Utf8).to_list()))
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 

@@ -28,7 +28,7 @@ from gsasrec.data.folder import (
 )
 from gsasrec.data.interactions import ImportOptions, ImportReport, import_log
 from gsasrec.data.split import leave_one_out, reference_validation_users
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, first_line
 
 ML1M_URL = "https://raw.githubusercontent.com/asash/ml1m-sas-mapping/main/ml-1m_sas.txt"
 ML1M_SHA256 = "b725f3acb3986fe3130bffd1e77a74d182a1f51799567a236dbd60270f95b0a2"
@@ -151,7 +151,7 @@ def read_gowalla(path: Path):
         frame = pl.read_csv(path, separator="\t", has_header=False, infer_schema=False,
                             new_columns=["user", "time", "latitude", "longitude", "item"])
     except pl.exceptions.PolarsError as error:
-        raise GSASRecError(f"{path}: not a Gowalla check-ins file: {str(error).splitlines()[0]}") from None
+        raise GSASRecError(f"{path}: not a Gowalla check-ins file: {first_line(error)}") from None
     times = frame["time"].str.to_datetime("%Y-%m-%dT%H:%M:%SZ", strict=False, time_unit="us")
     bad = (times.is_null() & frame["time"].is_not_null()).arg_true()
     if len(bad):
