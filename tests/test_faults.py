@@ -180,3 +180,17 @@ def test_other_bad_input_is_a_one_line_error(tiny):
     assert_one_line_error(result, "lower negs_per_pos")
     result = gsasrec("serve", "--checkpoint", "x.pt", "--port", "99999")
     assert result.returncode == 2 and "port number 1-65535" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_weights_with_nan_are_refused_before_serving(pattern_run, tmp_path):
+    import torch
+
+    from gsasrec.checkpoint import read_checkpoint
+    from gsasrec.errors import GSASRecError
+    from gsasrec.recommender import Recommender
+
+    payload = read_checkpoint(pattern_run[2] / "best.pt")
+    payload["state_dict"]["output_embedding.weight"][3, 0] = float("nan")
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.raises(GSASRecError, match="output_embedding.weight holds NaN"):
+        Recommender.from_checkpoint(tmp_path / "nan.pt", device="cpu")

@@ -114,6 +114,10 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
         stats = payload.get("dataset_stats")
         num_items = stats["num_items"] if stats else state_dict["item_embedding.weight"].shape[0] - 2
     check_fits(state_dict, config, num_items, path)
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise GSASRecError(f"checkpoint {path}: {key} holds NaN or infinite values; these weights would "
+                               f"score nothing meaningful (a diverged run?)")
     model = GSASRec.from_config(config, num_items)
     model.load_state_dict(state_dict)
     return model.to(device).eval(), config, payload
