@@ -138,3 +138,13 @@ def test_a_thousand_bad_requests_do_not_crash_or_grow_the_server(server):
     assert call(base, "/recommend", {"history": [10, 11, 12], "k": 1})[1]["items"][0]["item"] == 13
     grown_mb = (rss_kb(process.pid) - before) / 1024
     assert grown_mb < 30, f"server grew by {grown_mb:.1f} MB"
+
+
+def test_a_lone_surrogate_in_a_history_is_a_422_and_the_server_goes_on(server):
+    base, _ = server
+    for path, body in (("/recommend", b'{"history": [10, 11, "\\ud800"], "k": 3}'),
+                       ("/recommend/batch", b'{"histories": [[10, 11, "\\ud800"]], "k": 3}')):
+        status, detail = call(base, path, raw=body)
+        assert status == 422 and "Unicode" in json.dumps(detail)
+    status, result = call(base, "/recommend", {"history": [10, 11, 12], "k": 1})
+    assert status == 200 and result["items"][0]["item"] == 13

@@ -6,7 +6,7 @@ one forward pass scores everything that arrived meanwhile.
 
 
 import asyncio
-from typing import Optional, Union
+from typing import Annotated, Optional, Union
 
 from gsasrec.errors import GSASRecError
 from gsasrec.recommender import Recommendations, Recommender
@@ -23,9 +23,11 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
     from fastapi import FastAPI, HTTPException
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, Field, StrictInt, StrictStr
+    from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr
 
-    ItemId = Union[StrictStr, StrictInt]
+    # A JSON string may hold a lone surrogate ("\ud800"), which is no text at all: refuse it here (422)
+    # rather than fail later when an unknown id is echoed back.
+    ItemId = Union[Annotated[StrictStr, AfterValidator(unicode_text)], StrictInt]
     max_k = min(max_k, recommender.model.num_items)
 
     class RecommendRequest(BaseModel):
@@ -101,6 +103,14 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
     return BodyLimit(app, max_body_bytes)
+
+
+def unicode_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("item ids must be valid Unicode text (no lone surrogates)") from None
+    return text
 
 
 class Batcher:
