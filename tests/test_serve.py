@@ -148,3 +148,19 @@ def test_a_lone_surrogate_in_a_history_is_a_422_and_the_server_goes_on(server):
         assert status == 422 and "Unicode" in json.dumps(detail)
     status, result = call(base, "/recommend", {"history": [10, 11, 12], "k": 1})
     assert status == 200 and result["items"][0]["item"] == 13
+
+
+def test_an_oversized_chunked_body_gets_413(server):
+    import http.client
+    from urllib.parse import urlparse
+
+    address = urlparse(server[0])
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    chunks = (b'{"history": [' + b"1, " * 200_000 for _ in range(4))  # 2.4 MB, no content-length
+    connection.request("POST", "/recommend", body=chunks, encode_chunked=True,
+                       headers={"content-type": "application/json", "transfer-encoding": "chunked"})
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["detail"] == "request body too large"
+    connection.close()
+    status, result = call(server[0], "/recommend", {"history": [10, 11, 12], "k": 1})
+    assert status == 200 and result["items"][0]["item"] == 13

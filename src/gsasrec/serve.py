@@ -166,20 +166,29 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self.refuse(send)
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
+        # The body (at most `limit` bytes) is read here and handed on whole: an error raised while the
+        # app reads it would become the app's 400 for an unreadable body instead of a 413.
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                break  # the client went away; the app sees an empty body
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self.refuse(send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        handed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLarge:
-            await self.refuse(send)
+        async def replay():
+            nonlocal handed
+            if handed:
+                return await receive()
+            handed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def refuse(self, send) -> None:
         body = b'{"detail":"request body too large"}'
@@ -187,10 +196,6 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def serve(recommender: Recommender, host: str = "127.0.0.1", port: int = 8000, **limits) -> None:
