@@ -194,3 +194,14 @@ def test_weights_with_nan_are_refused_before_serving(pattern_run, tmp_path):
     torch.save(payload, tmp_path / "nan.pt")
     with pytest.raises(GSASRecError, match="output_embedding.weight holds NaN"):
         Recommender.from_checkpoint(tmp_path / "nan.pt", device="cpu")
+
+
+@pytest.mark.parametrize("bad_id", ['"line\nbreak"', "sep\u2028arator", "next\x85line"],
+                         ids=["newline", "u2028", "nel"])
+def test_ids_with_line_breaks_are_refused_at_import(tmp_path, bad_id):
+    log = tmp_path / "log.csv"
+    rows = ["user_id,item_id"] + [f"u{u},i{k}" for u in range(5) for k in range(3)] + [f"u1,{bad_id}"]
+    log.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = gsasrec("data", "import", "--interactions", log, "--name", "t", "--datasets-dir", tmp_path / "d")
+    assert_one_line_error(result, "contains a tab or line break")
+    assert not (tmp_path / "d" / "t").exists()

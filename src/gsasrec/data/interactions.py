@@ -148,6 +148,7 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     before = len(frame)
     frame = frame.drop_nulls(["user", "item"])
     report.missing_ids_dropped = before - len(frame)
+    refuse_unwritable_ids(frame)
     if "time" in frame.columns:
         dropped = frame["time"].null_count()
         if dropped:
@@ -174,6 +175,22 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     sequences = Sequences(items=frame["item_id"].to_numpy().astype(np.int64), offsets=offsets)
     report.users, report.items, report.interactions = len(users), len(items), len(frame)
     return sequences, users["user"].to_list(), items["item"].to_list()
+
+
+# Characters that end a line for str.splitlines() or separate the id tables' columns: an id holding one
+# would break user_ids.tsv / item_ids.tsv, so such ids are refused rather than written.
+UNWRITABLE_ID = "[\t\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029]"
+
+
+def refuse_unwritable_ids(frame) -> None:
+    import polars as pl
+
+    for column in ("user", "item"):
+        bad = frame.filter(pl.col(column).str.contains(UNWRITABLE_ID))
+        if len(bad):
+            row, value = int(bad["row"][0]), bad[column][0]
+            raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
+                               f"which the id tables cannot hold; clean the ids first")
 
 
 def filter_counts(frame, options: ImportOptions):
