@@ -1,5 +1,6 @@
 """Hostile input and faults: a one-line error, a non-zero exit, and nothing already there lost."""
 
+import os
 import subprocess
 import sys
 
@@ -70,7 +71,6 @@ def test_an_imported_dataset_folder_follows_the_umask(datasets):
 
 
 def current_umask() -> int:
-    import os
 
     mask = os.umask(0)
     os.umask(mask)
@@ -205,3 +205,22 @@ def test_ids_with_line_breaks_are_refused_at_import(tmp_path, bad_id):
     result = gsasrec("data", "import", "--interactions", log, "--name", "t", "--datasets-dir", tmp_path / "d")
     assert_one_line_error(result, "contains a tab or line break")
     assert not (tmp_path / "d" / "t").exists()
+
+
+def test_leftovers_of_killed_writers_are_cleared_by_the_next_write(datasets, tmp_path):
+    root, log = datasets
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has ended
+    for leftover in (f".shop.{dead}.abc", f".shop.old.{dead}.def"):
+        (root / leftover).mkdir()
+        (root / leftover / "train.txt").write_text("half-written")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f".last.pt.tmp-{dead}.pt").write_bytes(b"half")
+    (run / f".last.pt.tmp-{os.getppid()}.pt").write_bytes(b"a live writer's")  # a process still alive
+    assert gsasrec("data", "import", "--interactions", log, "--name", "shop", "--datasets-dir", root).returncode == 0
+    assert sorted(p.name for p in root.iterdir()) == ["precious.txt", "shop"]
+    from gsasrec.files import write_text_atomic
+
+    write_text_atomic(run / "last.pt", "new")
+    assert sorted(p.name for p in run.iterdir()) == [f".last.pt.tmp-{os.getppid()}.pt", "last.pt"]

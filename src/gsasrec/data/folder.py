@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gsasrec.errors import GSASRecError
+from gsasrec.files import remove_stale
 
 DATASETS_ENV = "GSASREC_DATASETS"
 SPLITS = ("val", "test")
@@ -217,7 +218,10 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
     if path.exists() and not (path / "dataset_stats.json").is_file():
         raise GSASRecError(f"{path} exists and is not a dataset folder (no dataset_stats.json): not replacing it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    # Hidden siblings carry the writer's pid, so that the next write can clear a killed one's leftovers.
+    for kind in ("", "old."):
+        remove_stale(path.parent, f".{path.name}.{kind}")
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     temporary.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; a dataset folder is as shareable as any other
@@ -236,7 +240,7 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
             else:
                 target.write_text(text)
         if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.{os.getpid()}.", dir=path.parent))
             os.replace(path, retired / path.name)
             os.replace(temporary, path)
             shutil.rmtree(retired)
