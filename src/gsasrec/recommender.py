@@ -67,12 +67,12 @@ class ItemCatalog:
                 known.append(internal)
         return known, unknown
 
-    def require_known(self, history: Sequence[ItemId], where: str = "") -> list[int]:
-        """The known internal ids of a history; an error when there are none."""
-        known, _ = self.to_internal(history)
+    def require_known(self, history: Sequence[ItemId], where: str = "") -> tuple[list[int], list]:
+        """to_internal(history), or an error when none of its ids is known."""
+        known, unknown = self.to_internal(history)
         if not known:
             raise GSASRecError(f"history has no known items{where}: nothing to recommend from")
-        return known
+        return known, unknown
 
     def describe(self, internal: int) -> dict:
         return {"item": self.external[internal - 1], "name": self.names[internal - 1]}
@@ -132,9 +132,8 @@ class Recommender:
         count = len(histories)
         ks = [k] * count if isinstance(k, int) else list(k)
         excludes = [exclude_seen] * count if isinstance(exclude_seen, bool) else list(exclude_seen)
-        mapped = [self.catalog.to_internal(history) for history in histories]
-        for index, history in enumerate(histories):
-            self.catalog.require_known(history, "" if count == 1 else f" (history {index})")
+        mapped = [self.catalog.require_known(history, "" if count == 1 else f" (history {index})")
+                  for index, history in enumerate(histories)]
         for value in ks:
             if not 1 <= value <= self.model.num_items:
                 raise GSASRecError(f"k must be between 1 and {self.model.num_items}, got {value}")
