@@ -4,9 +4,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from gsasrec.calibration import expected_calibration_error
+from gsasrec.calibration import expected_calibration_error, scored_pairs
 from gsasrec.cli import main
+from gsasrec.data.folder import Sequences, Split
+from gsasrec.model import GSASRec
 
 
 def test_calibrated_probabilities_have_small_ece_and_overconfident_ones_large():
@@ -36,3 +39,28 @@ def test_evaluate_with_calibration(pattern_run, tmp_path, capsys):
     values = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= values["ECE"] <= 1 and values["E/O"] > 0 and "nDCG@10" in values
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_filter_rated_measures_over_the_items_a_recommender_can_return():
+    # Bias +30 on the rated items 1..5 (sigmoid 1: the model is sure of items it has seen) and -30 on all
+    # others, targets included. Over the catalogue the rated items count as wrong predictions; over each
+    # user's unrated items nothing is predicted and nothing happens (E/O 0, not 5).
+    num_items, negatives = 40, 400
+    model = GSASRec(num_items, sequence_length=8, embedding_dim=8, num_heads=1, num_blocks=1,
+                    init_std=0.02, logit_offset=0.0)
+    with torch.no_grad():
+        model.output_bias.fill_(-30.0)
+        model.output_bias[1:6] = 30.0
+    split = Split(Sequences.from_lists([[1, 2, 3, 4, 5], [5, 3, 1, 2, 4]]), np.array([6, 7]))
+    catalogue = expected_calibration_error(*scored_pairs(model, split, negatives))
+    unrated_pairs = scored_pairs(model, split, negatives, filter_rated=True)
+    unrated = expected_calibration_error(*unrated_pairs)
+    # Each user's 5 rated items are 5 of its 39 non-targets; weighted, they stand for 5 items predicted at
+    # probability 1 per user, against 1 target observed.
+    assert catalogue.expected_over_observed == pytest.approx(5, rel=0.2)
+    assert unrated.expected_over_observed < 1e-6
+    probabilities, labels, weights = unrated_pairs
+    per_user = weights.reshape(2, 1 + negatives)
+    assert per_user[:, 0].tolist() == [1.0, 1.0]
+    # the non-targets stand for the 40 - 5 - 1 unrated items other than the target
+    assert per_user[:, 1:].sum(1) == pytest.approx([34, 34])

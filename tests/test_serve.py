@@ -1,6 +1,7 @@
 """The HTTP service, started for real on a free loopback port and called over HTTP."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -66,9 +67,24 @@ def test_health_items_and_docs(server):
     assert status == 200 and health["status"] == "ok" and health["num_items"] == 50
     assert call(base, "/items/13") == (200, {"internal_id": 13, "item": 13, "name": None})
     assert call(base, "/items/999")[0] == 404
-    with urllib.request.urlopen(base + "/docs", timeout=30) as response:
-        assert response.status == 200
     assert call(base, "/openapi.json")[1]["paths"].keys() >= {"/recommend", "/recommend/batch", "/health"}
+
+
+def test_docs_page_works_offline_and_its_examples_are_answered(server):
+    base, _ = server
+    with urllib.request.urlopen(base + "/docs", timeout=30) as response:
+        assert response.status == 200 and response.headers["content-type"].startswith("text/html")
+        page = response.read().decode()
+    # Nothing fetched from elsewhere: every script, style and link is in the page or on this server.
+    assert "http://" not in page and "https://" not in page and "cdn" not in page.lower()
+    assert 'fetch("openapi.json")' in page
+    examples = json.loads(re.search(r"const EXAMPLES = (.*);", page).group(1))
+    assert set(examples) == {"post /recommend", "post /recommend/batch", "get /health", "get /items/{item_id}"}
+    for operation, example in examples.items():
+        method, _ = operation.split(" ", 1)
+        status, _ = call(base, example) if method == "get" else call(base, operation.split(" ", 1)[1],
+                                                                     raw=example.encode())
+        assert status == 200, operation
 
 
 def test_recommend_planted_pattern(server):

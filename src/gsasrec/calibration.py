@@ -1,10 +1,16 @@
 """How well sigmoid(score) works as a click probability: expected calibration error and a reliability
 diagram, on held-out targets (label 1) against sampled non-targets (label 0).
 
-gBCE with t=1 is meant to make sigmoid(score) the probability that an item is the user's next one, where
-the alternatives are the whole catalogue. Each user contributes its target and `negatives` items drawn
-uniformly from the other num_items - 1; each drawn item stands for (num_items - 1) / negatives of them, so
-the weighted population has the catalogue's true 1 : (num_items - 1) ratio.
+gBCE with t=1 is meant to make sigmoid(score) the probability that an item is the user's next one. Each
+user contributes its target and `negatives` items drawn uniformly from its other candidates; each drawn
+item stands for (candidates - 1) / negatives of them, so the weighted population has the true
+1 : (candidates - 1) ratio.
+
+The candidates are the whole catalogue, or with filter_rated the items the recommender can return: those
+not in the user's history. The difference matters: where items are not consumed twice (ML-1M), a rated
+item is never the next one, yet a model puts some probability on items it has seen in the history
+(about 0.3 of a next item per user for the t=1.0 ML-1M model), which the catalogue-wide E/O counts and
+the recommender never serves.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsasrec.data.folder import Split
+from gsasrec.batches import all_items
+from gsasrec.data.folder import Sequences, Split
 from gsasrec.figures import save_figure, subplots
 from gsasrec.inference import inference, last_hidden
 from gsasrec.model import GSASRec
@@ -50,31 +57,63 @@ def _plain(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, batch_size: int = 512
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, labels, weights) for every user's target and its sampled non-targets."""
+def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, batch_size: int = 512,
+                 filter_rated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, weights) for every user's target and its sampled non-targets.
+
+    filter_rated: draw the non-targets from the items outside the user's history only (the items a
+    recommender with rated-item filtering can return) instead of the whole catalogue.
+    """
     device = model.output_table.device
     num_items = model.num_items
     generator = torch.Generator(device=device).manual_seed(seed)
-    probabilities, labels = [], []
+    probabilities, labels, weights = [], [], []
     with inference(model):
         for start in range(0, len(split.inputs), batch_size):
             users = np.arange(start, min(start + batch_size, len(split.inputs)))
-            hidden = last_hidden(model, split.inputs.take(users))  # (batch, dim)
+            histories = split.inputs.take(users)
+            hidden = last_hidden(model, histories)  # (batch, dim)
             targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
-            # Uniform over the other num_items - 1 items: draw from 1..num_items - 1, step over the target.
-            others = torch.randint(1, num_items, (len(users), negatives), generator=generator, device=device)
-            others = others + (others >= targets.unsqueeze(1)).long()  # (batch, negatives)
+            if filter_rated:
+                others, candidates = _unrated_others(histories, targets, negatives, num_items, generator)
+            else:
+                others, candidates = _any_others(targets, negatives, num_items, generator)
             scores = candidate_logits(hidden, model.output_table, targets, others, dense=False,
                                       bias=model.output_bias)  # (batch, 1 + negatives)
             probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
+            row_weights = np.repeat((candidates.cpu().numpy() / negatives)[:, None], scores.shape[1], axis=1)
+            row_weights[:, 0] = 1.0  # (batch, 1 + negatives): the target stands for itself
+            weights.append(row_weights)
             row_labels = np.zeros(scores.shape, dtype=np.float64)
             row_labels[:, 0] = 1.0
             labels.append(row_labels)
-    probabilities = np.concatenate(probabilities).ravel()
-    labels = np.concatenate(labels).ravel()
-    weights = np.where(labels == 1.0, 1.0, (num_items - 1) / negatives)
-    return probabilities, labels, weights
+    return tuple(np.concatenate(part).ravel() for part in (probabilities, labels, weights))
+
+
+def _any_others(targets: torch.Tensor, negatives: int, num_items: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, negatives) items uniform over the num_items - 1 non-targets, and their count per user."""
+    # Draw from 1..num_items - 1 and step over the target.
+    others = torch.randint(1, num_items, (len(targets), negatives), generator=generator, device=targets.device)
+    others = others + (others >= targets.unsqueeze(1)).long()
+    return others, torch.full((len(targets),), num_items - 1, dtype=torch.float64)
+
+
+def _unrated_others(histories: Sequences, targets: torch.Tensor, negatives: int, num_items: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, negatives) items uniform over each user's non-targets outside its history, and their count
+    per user."""
+    device = targets.device
+    allowed = torch.ones(len(targets), num_items + 1, device=device)  # (batch, ids 0..num_items)
+    allowed[:, 0] = 0.0
+    rated = torch.from_numpy(all_items(histories, 0)).to(device)  # (batch, longest), padded with 0
+    allowed.scatter_(1, rated, 0.0)
+    allowed.scatter_(1, targets.unsqueeze(1), 0.0)
+    candidates = allowed.sum(1).double().cpu()  # (batch,)
+    if (candidates == 0).any():
+        allowed[candidates == 0, 0] = 1.0  # a user who has rated everything: nothing to draw, weight 0
+    others = torch.multinomial(allowed, negatives, replacement=True, generator=generator)
+    return others, candidates
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,

@@ -6,8 +6,10 @@ one forward pass scores everything that arrived meanwhile.
 
 
 import asyncio
+import json
 from typing import Annotated, Optional, Union
 
+from gsasrec.api_page import api_page
 from gsasrec.errors import GSASRecError
 from gsasrec.recommender import Recommendations, Recommender
 
@@ -22,7 +24,7 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
                max_batch: int = MAX_BATCH, max_body_bytes: int = MAX_BODY_BYTES):
     from fastapi import FastAPI, HTTPException
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
     from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr
 
     # A JSON string may hold a lone surrogate ("\ud800"), which is no text at all: refuse it here (422)
@@ -55,8 +57,15 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
     class BatchResponse(BaseModel):
         results: list[RecommendResponse]
 
-    app = FastAPI(title="gsasrec", description="Next-item recommendations from a gSASRec/SASRec checkpoint.")
+    description = "Next-item recommendations from a gSASRec/SASRec checkpoint."
+    # /docs is our own offline page (api_page.py); FastAPI's Swagger UI and ReDoc need a CDN.
+    app = FastAPI(title="gsasrec", description=description, docs_url=None, redoc_url=None)
     batcher = Batcher(recommender, max_batch)
+    page = api_page("gsasrec", description, request_examples(recommender))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return HTMLResponse(page)
 
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(request: RecommendRequest):
@@ -103,6 +112,15 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
     return BodyLimit(app, max_body_bytes)
+
+
+def request_examples(recommender: Recommender) -> dict[str, str]:
+    """A request to each endpoint that the served model answers: histories of its own first items."""
+    items = recommender.catalog.external[:4]
+    return {"post /recommend": json.dumps({"history": items[:3], "k": 5}),
+            "post /recommend/batch": json.dumps({"histories": [items[:2], items[2:4]], "k": 3}),
+            "get /health": "/health",
+            "get /items/{item_id}": f"/items/{items[0]}"}
 
 
 def unicode_text(text: str) -> str:

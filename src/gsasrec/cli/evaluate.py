@@ -48,7 +48,9 @@ def register(commands) -> None:
     evaluate.add_argument("--calibration", action="store_true",
                           help="also report the expected calibration error (ECE) of sigmoid(score) as the "
                                "probability of being the next item, the expected/observed ratio (E/O, 1 when "
-                               "calibrated on average), and save a reliability diagram")
+                               "calibrated on average), and save a reliability diagram; with rated-item "
+                               "filtering over each user's unrated items (what can be recommended), else "
+                               "over the whole catalogue")
     evaluate.add_argument("--calibration-negatives", type=positive_int, default=1000, metavar="M",
                           help="non-target items sampled per user for --calibration (default 1000)")
     evaluate.add_argument("--calibration-plot", metavar="PNG",
@@ -91,8 +93,12 @@ def run(args: argparse.Namespace) -> None:
 def report_calibration(result, args: argparse.Namespace, checkpoint: str):
     from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
 
-    probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives)
+    filter_rated = result.config.filter_rated
+    probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives,
+                                                  filter_rated=filter_rated)
     calibration = expected_calibration_error(probabilities, labels, weights)
+    print(f"calibration: each user's target against {args.calibration_negatives} items drawn from "
+          f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)
     plot = Path(args.calibration_plot or f"{Path(checkpoint).with_suffix('')}_calibration.png")
     save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
     print(f"reliability diagram: {plot}", file=sys.stderr)
