@@ -14,6 +14,7 @@ from gsasrec.config import load_config
 from gsasrec.data.recipes import open_dataset
 from gsasrec.evaluation import evaluate_checkpoint, predict_top
 from gsasrec.recommender import Recommender
+from gsasrec.runs import read_records
 from gsasrec.training import RunOptions, resume, train
 
 
@@ -64,7 +65,11 @@ def test_resume_from_python_continues_a_budget_stopped_run(tmp_path):
     with pytest.raises(Exception, match="stopped at its budget"):
         resume(tmp_path / "run", moved, progress=False)  # the recorded --max-steps 3 is spent
     result = resume(tmp_path / "run", moved, progress=False, max_steps=5)
-    assert result.steps == 5 and result.epochs == 3  # the budget stop closed epoch 2; epoch 3 ran whole
+    # Two steps an epoch. A budget stop validates the final weights but leaves the epoch open: the resumed
+    # run finishes epoch 2 at step 4 (not a third step of a new epoch), then stops 1 step into epoch 3.
+    assert result.steps == 5 and result.epochs == 2
+    logged = [(r["epoch"], r["step"], r.get("epoch_steps")) for r in read_records(tmp_path / "run")]
+    assert logged == [(1, 2, None), (2, 3, 1), (2, 4, None), (3, 5, 1)]
 
 
 def test_scoring_restores_the_models_mode(pattern_run):

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,7 +74,7 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run, straigh
     assert main(["train", "--resume", str(broken)]) == 2  # finished: nothing to resume
 
 
-def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight):
+def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight, capsys):
     tmp_path, config = small_run
     stopped = tmp_path / "stopped"
     process = subprocess.Popen(train_command(tmp_path, config, stopped), stdout=subprocess.PIPE,
@@ -87,6 +88,15 @@ def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight):
     assert (stdout + stderr).count("gsasrec train --resume") == 1
     state = torch.load(stopped / "last.pt", weights_only=True)
     assert not state["progress"]["finished"]
+    # runs list reads where last.pt stands, mid-epoch, not the last validated epoch
+    capsys.readouterr()
+    assert main(["runs", "list", str(tmp_path), "--json"]) == 0
+    listed = {Path(r["run"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    progress = state["progress"]
+    assert listed["stopped"]["steps"] == progress["steps"] > read_records(stopped)[-1]["step"]
+    assert (listed["stopped"]["epochs"], listed["stopped"]["epoch_steps"]) == (progress["epoch"] - 1,
+                                                                               progress["batch"])
+    assert listed["stopped"]["resumable"] and not listed["straight"]["resumable"]  # finished: nothing to resume
     assert main(["train", "--resume", str(stopped), "--no-progress"]) == 0
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(stopped)[key]), key

@@ -11,6 +11,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def free_port() -> int:
@@ -180,3 +182,40 @@ def test_an_oversized_chunked_body_gets_413(server):
     connection.close()
     status, result = call(server[0], "/recommend", {"history": [10, 11, 12], "k": 1})
     assert status == 200 and result["items"][0]["item"] == 13
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                    max_leaves=12)
+# Bodies near the schema (the right keys, random values) reach the validators and the model; random JSON
+# and random bytes test the parsing in front of them.
+BODIES = st.one_of(
+    st.fixed_dictionaries({"history": JSON}, optional={"k": JSON, "exclude_seen": JSON}).map(json.dumps),
+    st.fixed_dictionaries({"history": st.lists(st.integers(-5, 60) | st.text(max_size=3), max_size=6)},
+                          optional={"k": st.integers(-3, 200)}).map(json.dumps),
+    st.fixed_dictionaries({"histories": JSON}, optional={"k": JSON}).map(json.dumps),
+    JSON.map(json.dumps),
+    st.binary(max_size=64).map(lambda raw: raw.decode("latin-1")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/recommend", "/recommend/batch"]), body=BODIES)
+def test_fuzzed_requests_get_4xx_never_5xx(server, path, body):
+    base, process = server
+    request = urllib.request.Request(base + path, data=body.encode("utf-8", "surrogatepass"),
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    assert status < 500, (path, body)
+    assert process.poll() is None
+
+
+def test_the_server_answers_correctly_after_the_fuzzing(server):
+    # runs after the fuzz test (file order): the planted pattern is still recommended
+    base, _ = server
+    status, body = call(base, "/recommend", {"history": [10, 11, 12], "k": 1})
+    assert status == 200 and body["items"][0]["item"] == 13

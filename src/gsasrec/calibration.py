@@ -26,6 +26,7 @@ from gsasrec.data.folder import Sequences, Split
 from gsasrec.figures import save_figure, subplots
 from gsasrec.inference import inference, last_hidden
 from gsasrec.model import GSASRec
+from gsasrec.progress import JobProgress
 from gsasrec.scoring import candidate_logits
 
 BINS = 15
@@ -58,11 +59,13 @@ def _plain(value: float) -> float | None:
 
 
 def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, batch_size: int = 512,
-                 filter_rated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 filter_rated: bool = False, progress: JobProgress | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, labels, weights) for every user's target and its sampled non-targets.
 
     filter_rated: draw the non-targets from the items outside the user's history only (the items a
-    recommender with rated-item filtering can return) instead of the whole catalogue.
+    recommender with rated-item filtering can return) instead of the whole catalogue. progress, when
+    given, counts the users scored.
     """
     device = model.output_table.device
     num_items = model.num_items
@@ -87,6 +90,8 @@ def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, ba
             row_labels = np.zeros(scores.shape, dtype=np.float64)
             row_labels[:, 0] = 1.0
             labels.append(row_labels)
+            if progress is not None:
+                progress.update(len(users))
     return tuple(np.concatenate(part).ravel() for part in (probabilities, labels, weights))
 
 

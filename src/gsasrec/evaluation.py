@@ -21,16 +21,18 @@ from gsasrec.errors import GSASRecError
 from gsasrec.inference import top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
+from gsasrec.progress import JobProgress
 from gsasrec.runtime import resolve_device
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
-                batch_size: int = 512, max_score_elements: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 512, max_score_elements: int | None = None,
+                progress: JobProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(users, limit) item ids and their scores, best first, in the order of `inputs`.
 
     With filter_rated every item anywhere in the user's input gets -inf, also items older than the
     last sequence_length ones that the model sees. max_score_elements bounds the (users, items) score
-    blocks (scoring.top_k).
+    blocks (scoring.top_k). progress, when given, counts the users ranked.
     """
     order = np.argsort(inputs.lengths, kind="stable")
     best_items = np.zeros((len(inputs), limit), dtype=np.int64)
@@ -42,21 +44,25 @@ def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: boo
         ids, scores = top_items(model, histories, limit, excluded, max_score_elements)
         best_items[users] = ids.cpu().numpy()
         best_scores[users] = scores.cpu().numpy()
+        if progress is not None:
+            progress.update(len(users))
     return best_items, best_scores
 
 
 def evaluate(model: GSASRec, split: Split, metrics: list, limit: int, filter_rated: bool,
-             batch_size: int = 512, max_score_elements: int | None = None) -> dict[str, float]:
+             batch_size: int = 512, max_score_elements: int | None = None,
+             progress: JobProgress | None = None) -> dict[str, float]:
     """Mean of each ir-measures measure over the split's users."""
-    top_items, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size, max_score_elements)
+    top_items, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size, max_score_elements, progress)
     return compute_metrics(metrics, top_items, split.targets)
 
 
-def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None = None) -> dict[str, float]:
+def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None = None,
+                    progress: JobProgress | None = None) -> dict[str, float]:
     """evaluate() with the settings of an experiment config (limit, filtering, batch, score blocks)."""
     return evaluate(model, split, metrics if metrics is not None else config.metrics,
                     config.recommendation_limit, config.filter_rated, config.eval_batch_size,
-                    config.score_chunk_elements)
+                    config.score_chunk_elements, progress)
 
 
 @dataclass
@@ -72,12 +78,13 @@ class CheckpointEvaluation:
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str | Path | None = None,
                         config: GSASRecExperimentConfig | None = None, device: str = "auto",
-                        **overrides) -> CheckpointEvaluation:
+                        progress: bool = True, **overrides) -> CheckpointEvaluation:
     """Metrics of a checkpoint on its dataset's `split`.
 
     The dataset is <datasets_dir>/<dataset_name>, else the folder the checkpoint was trained on.
     config replaces the stored one (a bare reference state_dict needs it); overrides change evaluation
-    fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size.
+    fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size. progress: report
+    the ranking's progress on stderr (progress.JobProgress).
     """
     model, config, payload = load_model(path, config, device=resolve_device(device))
     config = make_config(**{**config.to_dict(), **overrides})
@@ -88,5 +95,6 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
                            f"but dataset {dataset.path} has num_items={dataset.num_items}")
     held_out = dataset.split(split)
     started = time.perf_counter()
-    metrics = evaluate_config(model, held_out, config)
+    with JobProgress(f"ranking {split} users", len(held_out.inputs), "users", shown=progress) as report:
+        metrics = evaluate_config(model, held_out, config, progress=report)
     return CheckpointEvaluation(metrics, model, config, held_out, time.perf_counter() - started)

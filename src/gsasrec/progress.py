@@ -1,9 +1,12 @@
-"""How far a training run is: on a terminal a bar with the loss and the whole run's ETA; elsewhere (a log
-file, nohup, CI) a plain line at least every `every` seconds, so that a long epoch is never silent."""
+"""How far a long job is. Training (RunProgress): on a terminal a bar with the loss and the whole run's ETA;
+elsewhere (a log file, nohup, CI) a plain line at least every `every` seconds, so that a long epoch is never
+silent. Other jobs (JobProgress: ranking users, the calibration pass, import, export) the same way, on
+stderr, so that stdout keeps only their results."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from tqdm import tqdm
@@ -72,3 +75,76 @@ def format_seconds(seconds: float | None) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class JobProgress:
+    """A long job besides training: a bar on a terminal, else a line on stderr at least every `every`
+    seconds (LINE_EVERY_SECONDS). With a total, `update(n)` counts the work done and the line has an ETA;
+    without one (a single long call such as an export) a clock keeps the elapsed time visible.
+
+        with JobProgress("ranking test users", total=len(users), unit="users") as progress:
+            for batch in batches:
+                ...
+                progress.update(len(batch))
+    """
+
+    def __init__(self, description: str, total: int | None = None, unit: str = "it", shown: bool = True,
+                 terminal: bool | None = None, every: float | None = None):
+        self.description = description
+        self.total = total
+        self.unit = unit
+        self.shown = shown
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.every = LINE_EVERY_SECONDS if every is None else every
+        self.done = 0
+        self.bar: tqdm | None = None
+        self.stopped = threading.Event()
+        self.clock: threading.Thread | None = None
+
+    def __enter__(self) -> JobProgress:
+        self.started = time.perf_counter()
+        if not self.shown:
+            return self
+        if self.terminal:
+            form = None if self.total is not None else "{desc}: {elapsed}"
+            self.bar = tqdm(total=self.total, desc=self.description, unit=f" {self.unit}", leave=False,
+                            file=sys.stderr, dynamic_ncols=True, bar_format=form)
+        self.clock = threading.Thread(target=self._tick, daemon=True)
+        self.clock.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        if self.clock is not None:
+            self.clock.join()
+        if self.bar is not None:
+            self.bar.close()
+
+    def stage(self, description: str) -> None:
+        """Name the part of the job now running (for jobs made of a few long calls)."""
+        self.description = description
+        if self.bar is not None:
+            self.bar.set_description(description)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def _tick(self) -> None:
+        # On a terminal the bar is redrawn each second (so that the clock moves during one long call);
+        # elsewhere one line per `every` seconds.
+        while not self.stopped.wait(1.0 if self.terminal else self.every):
+            if self.bar is not None:
+                self.bar.refresh()
+            else:
+                print(self.line(time.perf_counter()), file=sys.stderr, flush=True)
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.started
+        if self.total is None:
+            return f"{self.description}: {format_seconds(elapsed)} elapsed"
+        rate = self.done / max(elapsed, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else None
+        return (f"{self.description}: {self.done}/{self.total} {self.unit}, {rate:.1f} {self.unit}/s, "
+                f"ETA {format_seconds(eta)}")

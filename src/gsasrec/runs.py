@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT
+from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
@@ -68,16 +68,19 @@ def record_epoch(run_dir: Path, record: dict, metric: str) -> str:
 
 
 def epoch_line(record: dict) -> str:
-    """'epoch 3 step 144 loss 0.0080 nDCG@10 0.0730 ... (best) [56s]'"""
+    """'epoch 3 step 144 loss 0.0080 nDCG@10 0.0730 ... (best) [56s]'; an epoch the budget ended early
+    (a record with 'epoch_steps') says how far into the epoch it got."""
     metrics = " ".join(f"{name} {value:.4f}" for name, value in record["metrics"].items())
     best = " (best)" if record["best"] else ""
-    return (f"epoch {record['epoch']} step {record['step']} loss {record['loss']:.4f} {metrics}{best} "
+    partial = f" ({record['epoch_steps']} steps into the epoch: budget reached)" if "epoch_steps" in record else ""
+    return (f"epoch {record['epoch']} step {record['step']}{partial} loss {record['loss']:.4f} {metrics}{best} "
             f"[{record['seconds']:.0f}s]")
 
 
-def keep_records_before(run_dir: Path, epoch: int) -> None:
-    """Drop log lines of epochs that a resumed run will repeat."""
-    kept = [r for r in read_records(run_dir) if r["epoch"] < epoch]
+def keep_records_until(run_dir: Path, steps: int) -> None:
+    """Drop log lines written after the resume state was saved at `steps` (a kill between the two):
+    the resumed run repeats those steps."""
+    kept = [r for r in read_records(run_dir) if r["step"] <= steps]
     write_text_atomic(Path(run_dir) / METRICS_LOG, "".join(json.dumps(r) + "\n" for r in kept))
 
 
@@ -115,15 +118,33 @@ def summarize_run(run_dir: Path) -> dict:
     metric = config.get("val_metric", "nDCG@10")
     records = read_records(run_dir)
     best = max(records, key=lambda r: r["metrics"].get(metric, -1), default=None)
+    # last.pt is where the run is (also mid-epoch, after an interruption); the log only has validations.
+    saved = saved_progress(run_dir)
+    if saved is not None:
+        epochs, epoch_steps, steps, seconds = saved["epoch"] - 1, saved["batch"], saved["steps"], saved["seconds"]
+    else:
+        last = records[-1] if records else {"epoch": 0, "step": 0, "seconds": 0.0}
+        epochs, epoch_steps, steps, seconds = last["epoch"], 0, last["step"], last["seconds"]
     return {
         "run": str(run_dir), "dataset": config.get("dataset_name"), "val_metric": metric,
-        "epochs": records[-1]["epoch"] if records else 0, "steps": records[-1]["step"] if records else 0,
-        "minutes": round(records[-1]["seconds"] / 60, 1) if records else 0.0,
+        "epochs": epochs, "epoch_steps": epoch_steps, "steps": steps, "minutes": round(seconds / 60, 1),
         "best": best["metrics"].get(metric) if best else None, "best_step": best["step"] if best else None,
         "last_loss": records[-1]["loss"] if records else None,
-        "resumable": (run_dir / LAST_CHECKPOINT).exists(), "started": payload.get("environment", {}).get("started"),
+        "resumable": saved is not None and not saved.get("finished", False),
+        "started": payload.get("environment", {}).get("started"),
         "device": payload.get("environment", {}).get("device"),
     }
+
+
+def saved_progress(run_dir: Path) -> dict | None:
+    """The progress recorded in a run's last.pt (epoch, batch within it, steps, seconds, finished), or None
+    when there is no readable one."""
+    if not (Path(run_dir) / LAST_CHECKPOINT).exists():
+        return None
+    try:
+        return read_resume_state(run_dir)["progress"]
+    except GSASRecError:
+        return None
 
 
 def run_files(run_dir: Path) -> list[Path]:

@@ -29,7 +29,7 @@ from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
-from gsasrec.runs import default_run_dir, environment, keep_records_before, record_epoch, run_files, write_run_config
+from gsasrec.runs import default_run_dir, environment, keep_records_until, record_epoch, run_files, write_run_config
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import Budget, TrainingStep, learning_rate_at
 
@@ -206,7 +206,7 @@ class Trainer:
                 raise GSASRecError(f"cannot write the run folder {self.run_dir}: "
                                    f"{error.strerror or error}") from None
             if resume_state is not None:
-                keep_records_before(self.run_dir, self.progress.epoch)
+                keep_records_until(self.run_dir, self.progress.steps)
 
     def describe(self) -> dict:
         o = self.options
@@ -250,15 +250,28 @@ class Trainer:
                         stop = True
                         break
                 progress.end_epoch()
-                early_stop = self.end_epoch(started)
-                p.finished = early_stop or p.epoch > config.max_epochs
-                stop = stop or early_stop
+                if p.batch < self.steps_per_epoch:
+                    # The budget ended mid-epoch: validate the final weights but leave the epoch open, so
+                    # that --resume finishes it and every epoch has steps_per_epoch steps.
+                    self.validate(started, partial=True)
+                else:
+                    early_stop = self.end_epoch(started)
+                    p.finished = early_stop or p.epoch > config.max_epochs
+                    stop = stop or early_stop
                 p.seconds = time.perf_counter() - started
                 self.save_last()
         return self.result(started)
 
     def end_epoch(self, started: float) -> bool:
-        """Validate (rank 0), log, keep the best; True when early stopping says stop."""
+        """Validate, then start the next epoch; True when early stopping says stop."""
+        stop = self.validate(started, partial=False)
+        p = self.progress
+        p.epoch, p.batch, p.epoch_losses, self.order = p.epoch + 1, 0, [], None
+        return stop
+
+    def validate(self, started: float, partial: bool) -> bool:
+        """Validate (rank 0), log, keep the best; True when early stopping says stop. The validation of a
+        partial epoch (a budget stop) is logged and may be the best, but does not count towards patience."""
         p, config = self.progress, self.config
         epoch_loss = torch.stack(p.epoch_losses).mean().item() if p.epoch_losses else float("nan")
         epoch_loss = mean_over_ranks(self.world, epoch_loss)
@@ -274,16 +287,16 @@ class Trainer:
                 save_checkpoint(self.run_dir / BEST_CHECKPOINT, self.model, config, self.dataset.stats,
                                 step=p.steps, epoch=p.epoch, seed=self.seed, val_metrics=metrics,
                                 dataset_path=self.dataset_path)
-            else:
+            elif not partial:
                 p.epochs_without_improvement += 1
             record = {"epoch": p.epoch, "step": p.steps, "loss": epoch_loss, "metrics": metrics, "best": improved,
                       "seconds": round(time.perf_counter() - started, 3),
                       "validation_seconds": round(validation_seconds, 3)}
+            if partial:
+                record["epoch_steps"] = p.batch
             tqdm.write(record_epoch(self.run_dir, record, config.val_metric))
             stop = p.epochs_without_improvement >= config.early_stopping_patience
-        stop = bool(from_main(self.world, int(stop)))
-        p.epoch, p.batch, p.epoch_losses, self.order = p.epoch + 1, 0, [], None
-        return stop
+        return bool(from_main(self.world, int(stop)))
 
     def stop_interrupted(self, started: float) -> RunResult:
         self.progress.seconds = time.perf_counter() - started

@@ -90,15 +90,18 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 def run_ml1m(args: argparse.Namespace) -> None:
     from gsasrec.data.folder import resolve_datasets_dir
     from gsasrec.data.recipes import ML1M_URL, build_ml1m
+    from gsasrec.progress import JobProgress
 
-    path = build_ml1m(resolve_datasets_dir(args.datasets_dir), args.source or ML1M_URL,
-                      Path(args.extra) if args.extra else None, force=args.force)
+    with JobProgress("building ml1m"):
+        path = build_ml1m(resolve_datasets_dir(args.datasets_dir), args.source or ML1M_URL,
+                          Path(args.extra) if args.extra else None, force=args.force)
     print(f"wrote {path}")
 
 
 def run_import(args: argparse.Namespace) -> None:
     from gsasrec.data.folder import dataset_folder, resolve_datasets_dir
     from gsasrec.data.interactions import ImportOptions, detect_format, import_log, read_item_names, read_log
+    from gsasrec.progress import JobProgress
 
     options = ImportOptions(user_col=args.user_col, item_col=args.item_col, time_col=args.time_col,
                             min_item_interactions=args.min_item_interactions,
@@ -109,20 +112,24 @@ def run_import(args: argparse.Namespace) -> None:
     folder = dataset_folder(args.name, datasets_dir)
     if folder.exists() and not args.force:  # before the (possibly long) read of the log
         raise GSASRecError(f"dataset folder {folder} already exists (use --force to replace it)")
-    frame = read_log(source, detect_format(source, args.format), options)
-    names = read_item_names(Path(args.item_names)) if args.item_names else None
-    path, report = import_log(frame, args.name, datasets_dir, options, force=args.force, item_names=names,
-                              source=str(source))
+    with JobProgress(f"importing {source.name}: reading") as progress:
+        frame = read_log(source, detect_format(source, args.format), options)
+        names = read_item_names(Path(args.item_names)) if args.item_names else None
+        progress.stage(f"importing {source.name}: splitting and writing {folder}")
+        path, report = import_log(frame, args.name, datasets_dir, options, force=args.force, item_names=names,
+                                  source=str(source))
     print_report(path, report)
 
 
 def run_raw(args: argparse.Namespace) -> None:
     from gsasrec.data.folder import resolve_datasets_dir
     from gsasrec.data.recipes import GOWALLA_URL, STEAM_URL, build_from_raw
+    from gsasrec.progress import JobProgress
 
     source = args.source or (STEAM_URL if args.kind == "steam" else GOWALLA_URL)
-    path, report = build_from_raw(args.kind, source, resolve_datasets_dir(args.datasets_dir), args.name,
-                                  args.force, args.val_users, args.seed)
+    with JobProgress(f"building {args.kind}"):
+        path, report = build_from_raw(args.kind, source, resolve_datasets_dir(args.datasets_dir), args.name,
+                                      args.force, args.val_users, args.seed)
     print_report(path, report)
 
 

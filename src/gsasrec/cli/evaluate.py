@@ -92,10 +92,12 @@ def run(args: argparse.Namespace) -> None:
 
 def report_calibration(result, args: argparse.Namespace, checkpoint: str):
     from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
+    from gsasrec.progress import JobProgress
 
     filter_rated = result.config.filter_rated
-    probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives,
-                                                  filter_rated=filter_rated)
+    with JobProgress("calibration pass", len(result.split.inputs), "users") as progress:
+        probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives,
+                                                      filter_rated=filter_rated, progress=progress)
     calibration = expected_calibration_error(probabilities, labels, weights)
     print(f"calibration: each user's target against {args.calibration_negatives} items drawn from "
           f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)

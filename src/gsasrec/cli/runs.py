@@ -42,11 +42,18 @@ def run_list(args: argparse.Namespace) -> None:
     if not summaries:
         print(f"no runs under {args.root}")
         return
-    print(f"{'run':<40} {'dataset':<10} {'metric':<9} {'best':>7} {'step':>7} {'epochs':>6} {'min':>6}  resumable")
+    print(f"{'run':<40} {'dataset':<10} {'metric':<9} {'best':>7} {'at step':>7} {'steps':>7} {'epochs':>6} "
+          f"{'min':>6}  resumable")
     for s in summaries:
         best = f"{s['best']:.4f}" if s["best"] is not None else "-"
         print(f"{s['run']:<40} {str(s['dataset']):<10} {s['val_metric']:<9} {best:>7} {str(s['best_step']):>7} "
-              f"{s['epochs']:>6} {s['minutes']:>6}  {'yes' if s['resumable'] else 'no'}")
+              f"{s['steps']:>7} {epochs_text(s):>6} {s['minutes']:>6}  {'yes' if s['resumable'] else 'no'}")
+
+
+def epochs_text(summary: dict) -> str:
+    """'3' after three whole epochs; '3+18' when the run stands 18 steps into the fourth."""
+    extra = f"+{summary['epoch_steps']}" if summary["epoch_steps"] else ""
+    return f"{summary['epochs']}{extra}"
 
 
 def run_show(args: argparse.Namespace) -> None:

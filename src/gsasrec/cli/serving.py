@@ -127,8 +127,10 @@ def run_export(args: argparse.Namespace) -> None:
     from gsasrec.checkpoint import load_model
     from gsasrec.config import load_config
     from gsasrec.export import export_scorer
+    from gsasrec.progress import JobProgress
 
     config = load_config(args.config) if args.config else None
     model, _, _ = load_model(args.checkpoint, config)
-    path = export_scorer(model, args.output, args.format)
+    with JobProgress(f"exporting {args.format}"):
+        path = export_scorer(model, args.output, args.format)
     print(f"wrote {path}")

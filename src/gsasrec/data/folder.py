@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def read_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
 
 def read_stats(path: Path) -> dict:
     try:
-        stats = json.loads(path.read_text())
+        stats = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GSASRecError(f"{path}: missing (a dataset folder needs dataset_stats.json)") from None
     except json.JSONDecodeError as error:
@@ -164,7 +165,7 @@ def read_split(path: Path, num_items: int) -> Split:
 def read_sequences(path: Path, num_items: int) -> Sequences:
     """Parse one id sequence per line, checking every id is an integer in 1..num_items."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GSASRecError(f"{path}: missing") from None
     except UnicodeDecodeError:
@@ -238,7 +239,7 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
             if isinstance(text, bytes):
                 target.write_bytes(text)
             else:
-                target.write_text(text)
+                target.write_text(text, encoding="utf-8")
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.{os.getpid()}.", dir=path.parent))
             os.replace(path, retired / path.name)
@@ -261,6 +262,11 @@ ID_TABLE_HEADER = "internal_id\texternal_id\n"
 NAMES_TABLE_HEADER = "item_id\ttitle\n"
 
 
+# Characters that end a line for str.splitlines() or separate the tables' columns: the id tables cannot
+# hold an id with one (the importer refuses it); in a title each becomes a space.
+LINE_BREAKS_AND_TABS = "[\t\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029]"
+
+
 def format_id_table(external_ids: list) -> str:
     """user_ids.tsv / item_ids.tsv text: row i holds internal id i and its external id."""
     return ID_TABLE_HEADER + "".join(f"{i}\t{e}\n" for i, e in enumerate(external_ids, start=1))
@@ -268,13 +274,13 @@ def format_id_table(external_ids: list) -> str:
 
 def read_id_table(path: Path) -> list[str]:
     """External ids in internal-id order from user_ids.tsv / item_ids.tsv."""
-    lines = Path(path).read_text().splitlines()[1:]
+    lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
     return [line.split("\t", 1)[1] for line in lines]
 
 
 def format_names_table(names: dict[int, str]) -> str:
     """item_names.tsv text from internal id -> title (tabs and line breaks in a title become spaces)."""
-    rows = (f"{internal}\t{str(title).replace(chr(9), ' ').replace(chr(10), ' ')}\n"
+    rows = (f"{internal}\t{re.sub(LINE_BREAKS_AND_TABS, ' ', str(title))}\n"
             for internal, title in sorted(names.items()))
     return NAMES_TABLE_HEADER + "".join(rows)
 
@@ -282,7 +288,7 @@ def format_names_table(names: dict[int, str]) -> str:
 def read_names_table(path: Path, num_items: int) -> dict[int, str]:
     """internal id -> title from item_names.tsv; ids outside 1..num_items are ignored."""
     names = {}
-    for number, line in enumerate(Path(path).read_text().splitlines()[1:], start=2):
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()[1:], start=2):
         internal, separator, title = line.partition("\t")
         if not separator or not internal.isdigit():
             raise GSASRecError(f"{path}:{number}: expected 'item_id<TAB>title', got {line[:60]!r}")

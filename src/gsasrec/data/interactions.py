@@ -16,6 +16,7 @@ import numpy as np
 from gsasrec.data.folder import (
     ITEM_IDS,
     ITEM_NAMES,
+    LINE_BREAKS_AND_TABS,
     USER_IDS,
     Sequences,
     dataset_folder,
@@ -177,16 +178,11 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     return sequences, users["user"].to_list(), items["item"].to_list()
 
 
-# Characters that end a line for str.splitlines() or separate the id tables' columns: an id holding one
-# would break user_ids.tsv / item_ids.tsv, so such ids are refused rather than written.
-UNWRITABLE_ID = "[\t\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029]"
-
-
 def refuse_unwritable_ids(frame) -> None:
     import polars as pl
 
     for column in ("user", "item"):
-        bad = frame.filter(pl.col(column).str.contains(UNWRITABLE_ID))
+        bad = frame.filter(pl.col(column).str.contains(LINE_BREAKS_AND_TABS))
         if len(bad):
             row, value = int(bad["row"][0]), bad[column][0]
             raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
