@@ -7,4 +7,4 @@ import runpy
 from pathlib import Path
 
 recipe = runpy.run_path(str(Path(__file__).with_name("ml1m_gsasrec_cpu.py")))["config"]
-config = dataclasses.replace(recipe, gbce_t=1.0)
+config = dataclasses.replace(recipe, gbce_t=1.0, lr_decay_steps=4000)

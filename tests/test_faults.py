@@ -1,6 +1,7 @@
 """Hostile input and faults: a one-line error, a non-zero exit, and nothing already there lost."""
 
 import os
+import resource
 import subprocess
 import sys
 
@@ -62,6 +63,25 @@ def test_nan_timestamps_are_dropped_and_counted_like_missing_ones(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 rows with a missing timestamp dropped" in result.stdout
     assert "late" not in (tmp_path / "datasets" / "t" / "item_ids.tsv").read_text()
+
+
+def test_a_full_disk_during_import_is_a_one_line_error_and_keeps_the_old_folder(datasets):
+    # The file-size limit makes every write past 2 KB fail with EFBIG, as a full disk fails with ENOSPC
+    # (Python ignores SIGXFSZ, so the write returns the error instead of killing the process).
+    root, log = datasets
+    log.write_text("user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + k) % 50}\n" for u in range(300) for k in range(6)))
+    assert gsasrec("data", "import", "--interactions", log, "--name", "shop", "--datasets-dir", root).returncode == 0
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    result = subprocess.run([sys.executable, "-m", "gsasrec", "data", "import", "--interactions", str(log),
+                             "--name", "shop", "--datasets-dir", str(root), "--force"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert_one_line_error(result, "cannot write dataset folder")
+    after = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before  # the old dataset is whole, no half-written sibling is left
 
 
 def test_an_imported_dataset_folder_follows_the_umask(datasets):

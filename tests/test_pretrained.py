@@ -27,17 +27,20 @@ def test_the_gsasrec_and_sasrec_models_are_shipped_small():
 
 
 @pytest.mark.parametrize("path", PRETRAINED, ids=[p.stem for p in PRETRAINED])
-def test_evaluate_prints_the_stored_test_figures_and_the_readme_states_them(path, shared_datasets):
+def test_evaluate_prints_the_stored_test_figures_and_the_readme_states_them(path, shared_datasets, tmp_path):
     stored = read_checkpoint(path)
     result = subprocess.run([sys.executable, "-m", "gsasrec", "evaluate", "--checkpoint", str(path),
-                             "--datasets-dir", str(shared_datasets), "--json", "--device", "cpu"],
+                             "--datasets-dir", str(shared_datasets), "--json", "--device", "cpu", "--calibration",
+                             "--calibration-plot", str(tmp_path / "c.png")],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout.splitlines()[-1])
-    assert printed == pytest.approx(stored["test_metrics"], abs=1e-6)
+    assert printed == pytest.approx({**stored["test_metrics"], **stored["calibration"]}, rel=1e-5, abs=1e-6)
     row = next(line for line in (REPO / "README.md").read_text().splitlines() if f"`{path.name}`" in line)
     for value in stored["test_metrics"].values():
         assert f"{value:.4f}" in row, row
+    for value in stored["calibration"].values():  # ECE and E/O, three significant digits
+        assert f"{value:.3g}" in row, row
 
 
 @pytest.mark.parametrize("path", PRETRAINED, ids=[p.stem for p in PRETRAINED])

@@ -54,6 +54,16 @@ def wait_for_epochs(run_dir, epochs, process, timeout=120):
     raise AssertionError("no epochs logged in time")
 
 
+def test_two_runs_with_the_same_seed_are_bit_identical(small_run, straight):
+    # On a CPU, with the same torch and thread count (README, "Resuming"): not close, equal.
+    tmp_path, config = small_run
+    twin = tmp_path / "twin"
+    assert subprocess.run(train_command(tmp_path, config, twin), capture_output=True).returncode == 0
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(twin)[key]), key
+    assert [r["metrics"] for r in read_records(twin)] == [r["metrics"] for r in read_records(straight)]
+
+
 def test_sigkill_mid_run_then_resume_reaches_the_same_weights(small_run, straight):
     tmp_path, config = small_run
     broken = tmp_path / "broken"

@@ -38,6 +38,30 @@ def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> b
     return rows <= DENSE_LOGITS_RATIO * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
 
 
+class _GatherRows(torch.autograd.Function):
+    """table[ids], with a backward that sums the gradient of repeated ids with index_add_, which adds in
+    a fixed order on a CPU. The default backward of indexing (index_put_ with accumulate) adds in an
+    order that depends on the threads: two runs with the same seed drifted apart by 1e-6 within 5 steps,
+    and a resumed run no longer matched an uninterrupted one. It is also faster (benchmarks/RESULTS.md)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.table_shape, ctx.table_dtype = table.shape, table.dtype
+        return table[ids]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (ids,) = ctx.saved_tensors
+        rows = grad.new_zeros(ctx.table_shape).index_add_(0, ids.flatten(), grad.reshape(-1, *ctx.table_shape[1:]))
+        return rows.to(ctx.table_dtype), None
+
+
+def gather_rows(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(*ids.shape, *table.shape[1:]) = table[ids], with a gradient that is the same in every run."""
+    return _GatherRows.apply(table, ids)
+
+
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
                      negatives: torch.Tensor, dense: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
     """(positions, 1 + negatives) logits, column 0 the positive.
@@ -50,10 +74,10 @@ def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch
     if dense:
         logits = all_logits(hidden, table).gather(1, candidates)  # (positions, 1 + negatives)
     else:
-        embeddings = table[candidates]  # (positions, 1 + negatives, dim)
+        embeddings = gather_rows(table, candidates)  # (positions, 1 + negatives, dim)
         logits = torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
     # The bias is added after the gather: a (positions, 1 + negatives) sum, not a (positions, items) one.
-    return logits if bias is None else logits + bias[candidates]
+    return logits if bias is None else logits + gather_rows(bias, candidates)
 
 
 def all_scores(hidden: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

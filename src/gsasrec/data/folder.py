@@ -233,13 +233,16 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
             files[f"{name}/input.txt"] = format_sequences(split.inputs)
             files[f"{name}/output.txt"] = "".join(f"{int(t)}\n" for t in split.targets)
         files.update(extra_files or {})
-        for relative, text in files.items():
-            target = temporary / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(text, bytes):
-                target.write_bytes(text)
-            else:
-                target.write_text(text, encoding="utf-8")
+        try:
+            for relative, text in files.items():
+                target = temporary / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(text, bytes):
+                    target.write_bytes(text)
+                else:
+                    target.write_text(text, encoding="utf-8")
+        except OSError as error:  # a full disk, a quota: the half-written folder goes (finally below)
+            raise GSASRecError(f"cannot write dataset folder {path}: {error.strerror or error}") from None
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.{os.getpid()}.", dir=path.parent))
             os.replace(path, retired / path.name)
