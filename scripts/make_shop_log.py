@@ -3,10 +3,12 @@
     python scripts/make_shop_log.py --customers 3000 --out shop.csv --titles titles.csv
 
 Each product belongs to a category, and a category's products form a series (volume 1, 2, 3, ...).
-Customers keep to one or two favourite categories and mostly buy the next volume of what they bought
-last, sometimes any volume of the category, rarely anything: a pattern a sequential model can learn and
-a popularity ranking cannot. The log has the columns customer, sku, ts (ISO date and time), in no
-particular order, like an export from a shop database.
+Customers keep to one or two favourite categories and mostly buy a later volume of what they bought
+last, each customer with a habit of their own: the next volume, every second one or every third one.
+Sometimes they buy any volume of a favourite category, rarely anything. The habit shows only across
+several purchases: a pattern a sequential model can learn and a popularity ranking cannot. The log has
+the columns customer, sku, ts (ISO date and time), in no particular order, like an export from a shop
+database.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 CATEGORIES = ("Green tea", "Black tea", "Coffee beans", "Dark chocolate", "Fantasy novel", "Crime novel",
               "Board game", "Jigsaw puzzle", "Watercolour set", "Hiking map", "Vinyl record", "Houseplant")
 VOLUMES = 20
-NEXT_VOLUME, SAME_CATEGORY = 0.7, 0.2  # otherwise any product
+NEXT_VOLUME, SAME_CATEGORY = 0.65, 0.25  # otherwise any product
 
 
 def sku(category: int, volume: int) -> str:
@@ -34,6 +36,7 @@ def title(category: int, volume: int) -> str:
 
 def customer_rows(customer: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
     favourites = rng.choice(len(CATEGORIES), size=rng.integers(1, 3), replace=False)
+    stride = int(rng.integers(1, 4))  # this customer's habit: every volume, every second or every third
     category, volume = int(rng.choice(favourites)), int(rng.integers(VOLUMES))
     when = datetime(2025, 1, 1) + timedelta(minutes=int(rng.integers(0, 60 * 24 * 300)))
     rows = []
@@ -41,7 +44,7 @@ def customer_rows(customer: int, rng: np.random.Generator) -> list[tuple[str, st
         rows.append((f"C{customer:05d}", sku(category, volume), when.isoformat(sep=" ")))
         roll = rng.random()
         if roll < NEXT_VOLUME:
-            volume = (volume + 1) % VOLUMES
+            volume = (volume + stride) % VOLUMES
         elif roll < NEXT_VOLUME + SAME_CATEGORY:
             category, volume = int(rng.choice(favourites)), int(rng.integers(VOLUMES))
         else:
