@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from synthetic import write_cycle_dataset
 
 from gsasrec.calibration import scored_pairs
@@ -49,7 +50,7 @@ def test_user_history_in_external_ids(pattern_run):
         recommender.user_history(split, 401)
 
 
-def test_resume_from_python_continues_a_budget_stopped_run(tmp_path):
+def test_resume_from_python_continues_a_budget_stopped_run(tmp_path, capsys):
     from synthetic import write_config
 
     write_cycle_dataset(tmp_path / "datasets", num_users=64, num_items=20, val_users=8)
@@ -64,7 +65,13 @@ def test_resume_from_python_continues_a_budget_stopped_run(tmp_path):
         resume(tmp_path / "run", progress=False)
     with pytest.raises(Exception, match="stopped at its budget"):
         resume(tmp_path / "run", moved, progress=False)  # the recorded --max-steps 3 is spent
-    result = resume(tmp_path / "run", moved, progress=False, max_steps=5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # another thread count: resumed, but not bit for bit, and it says so
+    try:
+        result = resume(tmp_path / "run", moved, progress=False, max_steps=5)
+    finally:
+        torch.set_num_threads(threads)
+    assert f"trained with {threads} CPU threads and resumes with {threads + 1}" in capsys.readouterr().err
     # Two steps an epoch. A budget stop validates the final weights but leaves the epoch open: the resumed
     # run finishes epoch 2 at step 4 (not a third step of a new epoch), then stops 1 step into epoch 3.
     assert result.steps == 5 and result.epochs == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,15 @@ from gsasrec.errors import GSASRecError
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
-from gsasrec.runs import default_run_dir, environment, keep_records_until, record_epoch, run_files, write_run_config
+from gsasrec.runs import (
+    default_run_dir,
+    environment,
+    keep_records_until,
+    read_run_config,
+    record_epoch,
+    run_files,
+    write_run_config,
+)
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import Budget, TrainingStep, learning_rate_at
 
@@ -154,11 +163,24 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
             (options.max_minutes is not None and seconds >= options.max_minutes * 60):
         raise GSASRecError(f"{run_dir} stopped at its budget (step {steps}, {seconds / 60:.1f} min); "
                            f"give a larger --max-steps or --max-minutes to continue")
+    note_thread_change(run_dir)
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
         return trainer.run()
     finally:
         leave(trainer.world)
+
+
+def note_thread_change(run_dir: str | Path) -> None:
+    """Say so when a run resumes on another CPU thread count: the order of floating-point sums changes, so
+    the result will not be bit-identical to an uninterrupted run (README, "Repeatability, precisely")."""
+    try:
+        recorded = read_run_config(Path(run_dir))["environment"]["threads"]
+    except (GSASRecError, KeyError, ValueError):
+        return
+    if recorded != torch.get_num_threads() and int(os.environ.get("RANK", "0")) == 0:
+        print(f"note: {run_dir} was trained with {recorded} CPU threads and resumes with "
+              f"{torch.get_num_threads()}: it will not be bit-identical to an uninterrupted run", file=sys.stderr)
 
 
 class Trainer:
