@@ -29,9 +29,9 @@ def test_counted_job_prints_done_total_rate_and_eta(capsys):
 
 def test_single_long_call_shows_its_stage_and_elapsed_time(capsys):
     with JobProgress("importing log.csv: reading", terminal=False, every=0.02) as progress:
-        time.sleep(0.06)
+        time.sleep(0.15)
         progress.stage("importing log.csv: writing")
-        time.sleep(0.06)
+        time.sleep(0.15)
     lines = capsys.readouterr().err.splitlines()
     assert any(line.startswith("importing log.csv: reading: ") for line in lines)
     assert lines[-1].startswith("importing log.csv: writing: ") and lines[-1].endswith("elapsed")
