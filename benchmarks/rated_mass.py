@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 import torch
 
+from gsasrec.calibration import rated_mask
 from gsasrec.checkpoint import dataset_location, load_model
 from gsasrec.data.folder import read_dataset
 from gsasrec.inference import inference, last_hidden
@@ -40,9 +41,7 @@ def main() -> None:
                 probabilities = torch.sigmoid(logits.float())  # (batch, num_items + 2)
                 probabilities[:, 0] = probabilities[:, model.padding_id] = 0.0
                 total += probabilities.sum().item()
-                for row, user in enumerate(users):
-                    rated = torch.from_numpy(np.unique(test.inputs[user]))
-                    in_history += probabilities[row, rated].sum().item()
+                in_history += probabilities[rated_mask(histories, model.num_items, probabilities.device)].sum().item()
         count = len(test.inputs)
         print(f"{path:<40} {total / count:9.3f} {in_history / count:8.3f} {(total - in_history) / count:8.3f}")
 

@@ -70,7 +70,7 @@ def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, ba
     device = model.output_table.device
     num_items = model.num_items
     generator = torch.Generator(device=device).manual_seed(seed)
-    probabilities, labels, weights = [], [], []
+    probabilities, candidates = [], []
     with inference(model):
         for start in range(0, len(split.inputs), batch_size):
             users = np.arange(start, min(start + batch_size, len(split.inputs)))
@@ -78,47 +78,53 @@ def scored_pairs(model: GSASRec, split: Split, negatives: int, seed: int = 0, ba
             hidden = last_hidden(model, histories)  # (batch, dim)
             targets = torch.from_numpy(split.targets[users]).to(device)  # (batch,)
             if filter_rated:
-                others, candidates = _unrated_others(histories, targets, negatives, num_items, generator)
+                others, count = _unrated_others(histories, targets, negatives, num_items, generator)
             else:
-                others, candidates = _any_others(targets, negatives, num_items, generator)
+                others, count = _any_others(targets, negatives, num_items, generator)
             scores = candidate_logits(hidden, model.output_table, targets, others, dense=False,
                                       bias=model.output_bias)  # (batch, 1 + negatives)
             probabilities.append(torch.sigmoid(scores.float()).cpu().numpy())
-            row_weights = np.repeat((candidates.cpu().numpy() / negatives)[:, None], scores.shape[1], axis=1)
-            row_weights[:, 0] = 1.0  # (batch, 1 + negatives): the target stands for itself
-            weights.append(row_weights)
-            row_labels = np.zeros(scores.shape, dtype=np.float64)
-            row_labels[:, 0] = 1.0
-            labels.append(row_labels)
+            candidates.append(count)
             if progress is not None:
                 progress.update(len(users))
-    return tuple(np.concatenate(part).ravel() for part in (probabilities, labels, weights))
+    # Column 0 is each user's target, standing for itself; each non-target stands for candidates / negatives.
+    weights = np.repeat(np.concatenate(candidates)[:, None] / negatives, 1 + negatives, axis=1)
+    weights[:, 0] = 1.0  # (users, 1 + negatives)
+    labels = np.zeros_like(weights)
+    labels[:, 0] = 1.0
+    return np.concatenate(probabilities).ravel(), labels.ravel(), weights.ravel()
 
 
 def _any_others(targets: torch.Tensor, negatives: int, num_items: int, generator: torch.Generator
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, np.ndarray]:
     """(batch, negatives) items uniform over the num_items - 1 non-targets, and their count per user."""
     # Draw from 1..num_items - 1 and step over the target.
     others = torch.randint(1, num_items, (len(targets), negatives), generator=generator, device=targets.device)
     others = others + (others >= targets.unsqueeze(1)).long()
-    return others, torch.full((len(targets),), num_items - 1, dtype=torch.float64)
+    return others, np.full(len(targets), num_items - 1, dtype=np.float64)
 
 
 def _unrated_others(histories: Sequences, targets: torch.Tensor, negatives: int, num_items: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator) -> tuple[torch.Tensor, np.ndarray]:
     """(batch, negatives) items uniform over each user's non-targets outside its history, and their count
     per user."""
-    device = targets.device
-    allowed = torch.ones(len(targets), num_items + 1, device=device)  # (batch, ids 0..num_items)
-    allowed[:, 0] = 0.0
-    rated = torch.from_numpy(all_items(histories, 0)).to(device)  # (batch, longest), padded with 0
-    allowed.scatter_(1, rated, 0.0)
+    allowed = (~rated_mask(histories, num_items, targets.device)).float()  # (batch, ids 0..num_items + 1)
+    allowed[:, 0] = allowed[:, num_items + 1] = 0.0  # neither id is an item
     allowed.scatter_(1, targets.unsqueeze(1), 0.0)
-    candidates = allowed.sum(1).double().cpu()  # (batch,)
-    if (candidates == 0).any():
-        allowed[candidates == 0, 0] = 1.0  # a user who has rated everything: nothing to draw, weight 0
+    count = allowed.sum(1).double().cpu().numpy()  # (batch,)
+    allowed[torch.from_numpy(count == 0), 0] = 1.0  # a user who has rated everything: nothing to draw, weight 0
     others = torch.multinomial(allowed, negatives, replacement=True, generator=generator)
-    return others, candidates
+    return others, count
+
+
+def rated_mask(histories: Sequences, num_items: int, device: torch.device) -> torch.Tensor:
+    """(count, num_items + 2) bool: True at every id in each whole history (what rated-item filtering
+    excludes)."""
+    padding = num_items + 1
+    mask = torch.zeros(len(histories), num_items + 2, dtype=torch.bool, device=device)
+    mask.scatter_(1, torch.from_numpy(all_items(histories, padding)).to(device), True)
+    mask[:, padding] = False  # the padding that all_items fills short rows with
+    return mask
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,

@@ -10,7 +10,6 @@ never interrupted. With torchrun (WORLD_SIZE > 1) the loop runs data-parallel (d
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,8 +24,8 @@ from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_sta
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset
 from gsasrec.data.recipes import open_dataset
-from gsasrec.distributed import from_main, join, leave, mean_over_ranks
-from gsasrec.errors import GSASRecError
+from gsasrec.distributed import from_main, is_main_process, join, leave, mean_over_ranks
+from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
@@ -128,7 +127,7 @@ def claim_run_dir(run_dir: Path, force: bool) -> None:
     if earlier and not force:
         raise GSASRecError(f"{run_dir} already holds a run ({', '.join(p.name for p in earlier)}); continue it "
                            f"with: gsasrec train --resume {run_dir}, or start over with --force")
-    if earlier and int(os.environ.get("RANK", "0")) == 0:
+    if earlier and is_main_process():
         for path in earlier:
             path.unlink(missing_ok=True)
 
@@ -178,7 +177,7 @@ def note_thread_change(run_dir: str | Path) -> None:
         recorded = read_run_config(Path(run_dir))["environment"]["threads"]
     except (GSASRecError, KeyError, ValueError):
         return
-    if recorded != torch.get_num_threads() and int(os.environ.get("RANK", "0")) == 0:
+    if recorded != torch.get_num_threads() and is_main_process():
         print(f"note: {run_dir} was trained with {recorded} CPU threads and resumes with "
               f"{torch.get_num_threads()}: it will not be bit-identical to an uninterrupted run", file=sys.stderr)
 
@@ -226,7 +225,7 @@ class Trainer:
                     write_run_config(self.run_dir, self.describe())
             except OSError as error:  # a file in the way, a read-only folder, a full disk
                 raise GSASRecError(f"cannot write the run folder {self.run_dir}: "
-                                   f"{error.strerror or error}") from None
+                                   f"{error.strerror or first_line(error)}") from None
             if resume_state is not None:
                 keep_records_until(self.run_dir, self.progress.steps)
 

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.checkpoint import LAST_CHECKPOINT
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
-    from gsasrec.distributed import launch
+    from gsasrec.distributed import is_main_process, launch
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int | None:
                              compile=bool(args.compile), force=args.force)
         config = load_config(args.config)
         result = train(config, open_dataset(config.dataset_name, args.datasets_dir), options)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return None
     if result.interrupted:  # Ctrl-C or SIGTERM: the trainer has saved last.pt and printed how to resume
         return INTERRUPTED

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, first_line
 from gsasrec.files import remove_stale
 
 DATASETS_ENV = "GSASREC_DATASETS"
@@ -242,7 +242,7 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
                 else:
                     target.write_text(text, encoding="utf-8")
         except OSError as error:  # a full disk, a quota: the half-written folder goes (finally below)
-            raise GSASRecError(f"cannot write dataset folder {path}: {error.strerror or error}") from None
+            raise GSASRecError(f"cannot write dataset folder {path}: {error.strerror or first_line(error)}") from None
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.{os.getpid()}.", dir=path.parent))
             os.replace(path, retired / path.name)
