@@ -231,7 +231,7 @@ def test_leftovers_of_killed_writers_are_cleared_by_the_next_write(datasets, tmp
     root, log = datasets
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()  # a pid that has ended
-    for leftover in (f".shop.{dead}.abc", f".shop.old.{dead}.def"):
+    for leftover in (".shop.writing-abc", ".shop.old-def"):
         (root / leftover).mkdir()
         (root / leftover / "train.txt").write_text("half-written")
     run = tmp_path / "run"

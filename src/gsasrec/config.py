@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gsasrec.errors import GSASRecError
 from gsasrec.metrics import measure_cutoff, measure_name
@@ -65,6 +68,11 @@ class GSASRecExperimentConfig:
     random_windows: bool = False
 
     def __post_init__(self) -> None:
+        # numpy, torch-free numeric types (np.float64, np.int64, np.bool_, Fraction) become plain Python
+        # values here: a checkpoint stores the config and must load with torch.load(weights_only=True),
+        # which refuses to unpickle any other type.
+        for name in FIELD_NAMES:
+            setattr(self, name, plain_value(getattr(self, name)))
         # ir-measures objects (as in the seed's own config.py) and plain names are both accepted;
         # one spelling, the measure's name, is kept from here on.
         self.metrics = [measure_name(m, "metrics") for m in _as_list(self.metrics)]
@@ -99,6 +107,22 @@ def config_from_dict(values: dict) -> GSASRecExperimentConfig:
     """A config stored in a checkpoint or run folder (fields missing from older files take the value
     they had then)."""
     return make_config(**{**STORED_DEFAULTS, **values})
+
+
+def plain_value(value: Any) -> Any:
+    """`value` as a plain bool, int, float or str (or a list of them) when it is one in another type;
+    anything else unchanged, for validation to judge."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    return value
 
 
 def _as_list(value: Any) -> list:

@@ -1,12 +1,21 @@
-"""Writing files so that a crash never leaves one half-written: write a temporary sibling, then rename."""
+"""Writing files and folders so that a crash never leaves one half-written and two writers never race:
+write a temporary sibling, then rename; hold the target's lock while deciding whether to replace it."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from gsasrec.errors import GSASRecError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; writers are not guarded against each other there
+    fcntl = None
 
 
 @contextmanager
@@ -14,8 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path.parent, f".{path.name}.tmp-")
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    prefix, suffix = f".{path.name}.tmp-", path.suffix
+    remove_stale(path.parent, re.escape(prefix) + r"(\d+)" + re.escape(suffix))
+    temporary = path.with_name(f"{prefix}{os.getpid()}{suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
@@ -29,16 +39,22 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temporary.write_text(text)
 
 
-def remove_stale(folder: Path, prefix: str) -> None:
-    """Remove what killed processes left behind: entries of `folder` named <prefix><pid>..., whose process
-    is gone (a live one may still be writing)."""
-    for leftover in Path(folder).glob(f"{glob_escape(prefix)}*"):
-        pid = leftover.name[len(prefix):].split(".")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove what killed processes left behind: entries of `folder` whose whole name matches `pattern`
+    (a regular expression whose first group is the writer's pid) and whose process is gone (a live one may
+    still be writing). The whole name must match, so that a user's file that merely starts the same way
+    (a dataset named 'shop.2024' beside 'shop') is never taken for a leftover."""
+    for leftover in Path(folder).iterdir():
+        match = re.fullmatch(pattern, leftover.name)
+        if match and not process_alive(int(match.group(1))):
+            remove_entry(leftover)
+
+
+def remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def process_alive(pid: int) -> bool:
@@ -48,8 +64,50 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
+    except OverflowError:  # a number too large to be a pid
+        return False
     return True
 
 
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+def lock_name(path: Path) -> Path:
+    """The lock file of a file or folder: a hidden sibling (a name no dataset or run can have)."""
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def exclusive(path: str | Path, what: str) -> Iterator[None]:
+    """Hold the lock of `path` for the block, or raise a one-line GSASRecError at once when another
+    process holds it. Whoever holds it may check whether `path` exists and replace it: the check and the
+    rename cannot interleave with another writer's. The lock is released when the process dies, so a
+    killed writer never leaves a folder locked."""
+    path = Path(path)
+    if fcntl is None:
+        yield
+        return
+    lock = lock_name(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise GSASRecError(f"cannot write {what} {path}: {error.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise GSASRecError(f"{what} {path} is being written by another process; try again when it "
+                               f"has finished") from None
+        # The holder before us may have removed the lock file after we opened it: then the lock we hold
+        # is on a file nobody else can find, and we must lock the current one instead.
+        try:
+            same = os.path.samestat(os.fstat(handle), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(handle)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still holding it, so no one can lock this file after us
+        os.close(handle)

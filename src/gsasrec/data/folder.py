@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gsasrec.errors import GSASRecError, first_line
-from gsasrec.files import remove_stale
+from gsasrec.files import exclusive, remove_entry
 
 DATASETS_ENV = "GSASREC_DATASETS"
 SPLITS = ("val", "test")
@@ -107,10 +107,14 @@ def resolve_datasets_dir(datasets_dir: str | Path | None = None) -> Path:
 
 def dataset_folder(name: str, datasets_dir: str | Path | None = None) -> Path:
     """<datasets dir>/<name>. The name must be one plain folder name: an empty one, '.', '..' or a path
-    would point outside the datasets folder (and `--force` would replace whatever is there)."""
+    would point outside the datasets folder (and `--force` would replace whatever is there). Names starting
+    with '.' are refused too: hidden siblings are the writers' temporary folders and locks."""
     plain = name not in ("", ".", "..") and Path(name).name == name and "/" not in name and "\\" not in name
     if not plain or name != name.strip():
         raise GSASRecError(f"dataset name {name!r} must be one plain folder name (such as 'shop'), not a path")
+    if name.startswith("."):
+        raise GSASRecError(f"dataset name {name!r} must not start with '.' (hidden names are kept for the "
+                           f"temporary folders of writers)")
     return resolve_datasets_dir(datasets_dir) / name
 
 
@@ -202,6 +206,31 @@ def _first_non_integer(rows: list) -> tuple[int, str]:
     return 0, ""
 
 
+# Hidden siblings of a dataset folder being written: .NAME.writing-XXXX (the new folder) and .NAME.old-XXXX
+# (the one it replaces). Dataset names cannot start with '.', so no dataset is ever named like one.
+LEFTOVER_KINDS = ("writing", "old")
+
+
+def _temporary_folder(path: Path, kind: str) -> Path:
+    try:
+        temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.{kind}-", dir=path.parent))
+    except OSError as error:
+        raise GSASRecError(f"cannot write dataset folder {path}: {error.strerror or first_line(error)}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    temporary.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; a dataset folder is as shareable as any other
+    return temporary
+
+
+def clear_leftovers(path: Path) -> None:
+    """Remove the temporary siblings of `path` that a killed writer left. Called with the folder's lock
+    held, so no live writer owns any of them."""
+    pattern = re.escape(f".{path.name}.") + f"({'|'.join(LEFTOVER_KINDS)})-[a-z0-9_]+"
+    for entry in path.parent.iterdir():
+        if re.fullmatch(pattern, entry.name):
+            remove_entry(entry)
+
+
 def format_sequences(sequences: Sequences) -> str:
     """The file text of one id sequence per line."""
     return "".join(" ".join(map(str, sequences[u].tolist())) + "\n" for u in range(len(sequences)))
@@ -214,45 +243,41 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
     An existing folder is replaced only with force=True. extra_files maps relative paths to text or bytes.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise GSASRecError(f"dataset folder {path} already exists (use --force to replace it)")
-    if path.exists() and not (path / "dataset_stats.json").is_file():
-        raise GSASRecError(f"{path} exists and is not a dataset folder (no dataset_stats.json): not replacing it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden siblings carry the writer's pid, so that the next write can clear a killed one's leftovers.
-    for kind in ("", "old."):
-        remove_stale(path.parent, f".{path.name}.{kind}")
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    temporary.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; a dataset folder is as shareable as any other
-    try:
-        files = {"dataset_stats.json": json.dumps(stats, indent=4),
-                 "train/input.txt": format_sequences(train)}
-        for name, split in (("val", val), ("test", test)):
-            files[f"{name}/input.txt"] = format_sequences(split.inputs)
-            files[f"{name}/output.txt"] = "".join(f"{int(t)}\n" for t in split.targets)
-        files.update(extra_files or {})
+    with exclusive(path, "dataset folder"):
+        if path.exists() and not force:
+            raise GSASRecError(f"dataset folder {path} already exists (use --force to replace it)")
+        if path.exists() and not (path / "dataset_stats.json").is_file():
+            raise GSASRecError(f"{path} exists and is not a dataset folder (no dataset_stats.json): not replacing it")
+        clear_leftovers(path)
+        temporary = _temporary_folder(path, "writing")
         try:
-            for relative, text in files.items():
-                target = temporary / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if isinstance(text, bytes):
-                    target.write_bytes(text)
-                else:
-                    target.write_text(text, encoding="utf-8")
-        except OSError as error:  # a full disk, a quota: the half-written folder goes (finally below)
-            raise GSASRecError(f"cannot write dataset folder {path}: {error.strerror or first_line(error)}") from None
-        if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.{os.getpid()}.", dir=path.parent))
-            os.replace(path, retired / path.name)
-            os.replace(temporary, path)
-            shutil.rmtree(retired)
-        else:
-            os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary)
+            files = {"dataset_stats.json": json.dumps(stats, indent=4),
+                     "train/input.txt": format_sequences(train)}
+            for name, split in (("val", val), ("test", test)):
+                files[f"{name}/input.txt"] = format_sequences(split.inputs)
+                files[f"{name}/output.txt"] = "".join(f"{int(t)}\n" for t in split.targets)
+            files.update(extra_files or {})
+            try:
+                for relative, text in files.items():
+                    target = temporary / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if isinstance(text, bytes):
+                        target.write_bytes(text)
+                    else:
+                        target.write_text(text, encoding="utf-8")
+            except OSError as error:  # a full disk, a quota: the half-written folder goes (finally below)
+                reason = error.strerror or first_line(error)
+                raise GSASRecError(f"cannot write dataset folder {path}: {reason}") from None
+            if path.exists():
+                retired = _temporary_folder(path, "old")
+                os.replace(path, retired / path.name)
+                os.replace(temporary, path)
+                shutil.rmtree(retired)
+            else:
+                os.replace(temporary, path)
+        finally:
+            if temporary.exists():
+                shutil.rmtree(temporary)
     return path
 
 
