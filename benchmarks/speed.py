@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--no-pack", action="store_true", help="one user per batch row (the unpacked layout)")
     parser.add_argument("--keep-malloc", action="store_true", help="skip retain_freed_memory (to measure it)")
     args = parser.parse_args()
     if args.quick:
@@ -64,24 +65,24 @@ def main() -> None:
     model = GSASRec.from_config(config, dataset.num_items).to(device)
     optimizer = torch.optim.Adam(model.parameters(), fused=device.type == "cuda")
     batches = TrainingBatches(dataset.train, config.sequence_length, model.padding_id,
-                              config.train_batch_size, device)
+                              config.train_batch_size, device, config.random_windows, pack=not args.no_pack)
     step = TrainingStep(model, optimizer, config, dataset.num_items, generator, args.precision, args.compile)
     model.train()
     times = []
     while len(times) < args.warmup + args.steps:
         order = batches.shuffle(generator)
         for index in range(len(batches)):
-            inputs, labels = batches.batch(order, index)
+            batch = batches.batch(order, index)
             synchronize(device)
             started = time.perf_counter()
-            step(inputs, labels)
+            step(batch)
             synchronize(device)
             times.append(time.perf_counter() - started)
             if len(times) == args.warmup + args.steps:
                 break
     median = statistics.median(times[args.warmup:])
     result = {"config": args.config, "device": str(device), "torch": torch.__version__,
-              "precision": args.precision, "compile": args.compile,
+              "precision": args.precision, "compile": args.compile, "pack": not args.no_pack,
               "threads": torch.get_num_threads(), "steps": args.steps,
               "median_step_s": round(median, 4), "steps_per_s": round(1 / median, 2),
               "peak_memory_mb": round(peak_memory_mb(device))}

@@ -22,12 +22,13 @@ def histories():
 
 def windows(random_windows, draws=1, seed=0):
     """(draws, users, WIDTH) rows of the whole batch: inputs plus the last label."""
-    batches = TrainingBatches(histories(), WIDTH - 1, PADDING, len(LENGTHS), torch.device("cpu"), random_windows)
+    batches = TrainingBatches(histories(), WIDTH - 1, PADDING, len(LENGTHS), torch.device("cpu"), random_windows,
+                              pack=False)
     generator = torch.Generator().manual_seed(seed)
     order = torch.arange(len(LENGTHS))
     rows = []
     for _ in range(draws):
-        inputs, labels = batches.batch(order, 0, generator=generator)
+        inputs, labels, _, _ = batches.batch(order, 0, generator=generator)
         assert torch.equal(inputs[:, 1:], labels[:, :-1])
         rows.append(torch.cat([inputs, labels[:, -1:]], dim=1))
     return torch.stack(rows).numpy()
@@ -58,8 +59,8 @@ def test_random_windows_are_consecutive_and_reach_every_end_uniformly():
 
 
 def test_random_windows_are_drawn_for_the_global_batch_whatever_the_rank():
-    batches = TrainingBatches(histories(), WIDTH - 1, PADDING, len(LENGTHS), torch.device("cpu"), True)
+    batches = TrainingBatches(histories(), WIDTH - 1, PADDING, len(LENGTHS), torch.device("cpu"), True, pack=False)
     order = torch.randperm(len(LENGTHS), generator=torch.Generator().manual_seed(3))
-    whole, _ = batches.batch(order, 0, generator=torch.Generator().manual_seed(9))
+    whole = batches.batch(order, 0, generator=torch.Generator().manual_seed(9)).inputs
     shares = [batches.batch(order, 0, part, 2, generator=torch.Generator().manual_seed(9))[0] for part in (0, 1)]
     assert torch.equal(torch.cat(shares), whole)

@@ -98,6 +98,7 @@ def test_seed_config_object_round_trips_through_the_checkpoint(pattern_run):
 
 
 def test_bf16_autocast_step_keeps_a_float32_loss_close_to_fp32():
+    from gsasrec.batches import Batch
     from gsasrec.config import make_config
     from gsasrec.model import GSASRec
     from gsasrec.step import TrainingStep
@@ -112,7 +113,7 @@ def test_bf16_autocast_step_keeps_a_float32_loss_close_to_fp32():
     for precision in ("fp32", "bf16"):
         generator = torch.Generator().manual_seed(5)  # the same negatives for both
         step = TrainingStep(model, torch.optim.Adam(model.parameters()), config, 40, generator, precision)
-        losses[precision] = step.loss(inputs, labels)
+        losses[precision] = step.loss(Batch(inputs, labels))
     assert losses["bf16"].dtype == torch.float32
     assert losses["bf16"].item() == pytest.approx(losses["fp32"].item(), rel=0.03)
 

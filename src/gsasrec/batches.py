@@ -6,6 +6,7 @@ Everything on the hot path is whole-tensor work on the device: no DataLoader, no
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -43,6 +44,36 @@ def sample_negatives(count: int, negs_per_pos: int, num_items: int,
     return torch.randint(1, num_items + 1, (count, negs_per_pos), generator=generator, device=device)
 
 
+class Batch(NamedTuple):
+    """One training batch. inputs and labels: (rows, sequence_length), padded with the padding id.
+
+    Unpacked (positions and segments None): one user per row, right-aligned. Packed: several users per
+    row, each a run of consecutive columns (a segment); positions (rows, sequence_length) holds each
+    column's position-embedding index (what that item would have in the user's own right-aligned row) and
+    segments (rows, sequence_length) which user of the row it belongs to (-1 on padding)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor | None = None
+    segments: torch.Tensor | None = None
+
+
+def pack_lengths(lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """First-fit decreasing: (row, offset) of each segment of these lengths (each <= width) in rows of
+    `width` columns, and the number of rows. Deterministic: ties keep their order."""
+    order = np.argsort(-lengths, kind="stable")
+    row_of, offset_of = np.empty(len(lengths), np.int64), np.empty(len(lengths), np.int64)
+    free: list[int] = []  # columns still free in each row
+    for index in order:
+        length = int(lengths[index])
+        row = next((r for r, room in enumerate(free) if room >= length), len(free))
+        if row == len(free):
+            free.append(width)
+        row_of[index], offset_of[index] = row, width - free[row]
+        free[row] -= length
+    return row_of, offset_of, len(free)
+
+
 class TrainingBatches:
     """Each user's training window of sequence_length + 1 consecutive items, batched on the device.
 
@@ -50,13 +81,23 @@ class TrainingBatches:
     for users whose history is longer (their older items would otherwise never be trained on).
     A batch row gives inputs = all but the last column and labels = all but the first
     (next-item prediction at every position).
+
+    With pack (the default), the windows are packed several to a row (Batch): a user whose window holds n
+    items contributes n - 1 positions, and the rows hold no more padding than the packing leaves. The
+    model then computes each user's positions as in a row of their own (tests/test_packing.py): on ML-1M
+    about half of an unpacked batch is padding, on logs of short sessions nearly all of it.
     """
 
     def __init__(self, train: Sequences, sequence_length: int, padding: int, batch_size: int,
-                 device: torch.device, random_windows: bool = False):
+                 device: torch.device, random_windows: bool = False, pack: bool = True):
         self.width = sequence_length + 1
         self.batch_size = batch_size
         self.random_windows = random_windows
+        self.pack = pack
+        self.padding = padding
+        # How many inputs each user's window has (the window's length less one): the same for every
+        # window of a user, so known before the window is drawn. Kept on the host for the packing.
+        self.segment_lengths = np.minimum(train.lengths, self.width) - 1
         # The histories stay flat on the device; a padding id at index 0 stands for every position
         # before a history's start.
         self.items = torch.from_numpy(np.concatenate([[padding], train.items])).to(device)
@@ -71,14 +112,40 @@ class TrainingBatches:
         return torch.randperm(len(self.lengths), generator=generator, device=generator.device).to(self.lengths.device)
 
     def batch(self, order: torch.Tensor, index: int, part: int = 0, parts: int = 1,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, labels) of global batch `index` of `order`; with parts > 1, this rank's share.
+              generator: torch.Generator | None = None) -> Batch:
+        """Global batch `index` of `order`; with parts > 1, this rank's share of its users.
         With random_windows, `generator` draws the windows (for the whole global batch, so that every
         rank draws alike and a resumed run draws what the interrupted one would have)."""
         users = order[index * self.batch_size:(index + 1) * self.batch_size]
         ends = self.random_ends(users, generator) if self.random_windows else self.lengths[users]
-        rows = self.windows(users, ends).tensor_split(parts)[part]  # (batch / parts, sequence_length + 1)
-        return rows[:, :-1], rows[:, 1:]
+        users, ends = users.tensor_split(parts)[part], ends.tensor_split(parts)[part]
+        if self.pack:
+            return self.packed(users, ends)
+        rows = self.windows(users, ends)  # (batch / parts, sequence_length + 1)
+        return Batch(rows[:, :-1], rows[:, 1:])
+
+    def packed(self, users: torch.Tensor, ends: torch.Tensor) -> Batch:
+        """The windows of `users` packed into as few rows of sequence_length columns as first-fit finds."""
+        device, length = users.device, self.width - 1
+        counts = self.segment_lengths[users.cpu().numpy()]  # (users,) inputs per user
+        row_of, offset_of, rows = pack_lengths(counts, length)
+        # One entry per input position: its user (index in this batch) and place in the user's window.
+        owner = np.repeat(np.arange(len(counts)), counts)  # (positions,)
+        within = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)  # (positions,)
+        cells = torch.from_numpy(row_of[owner] * length + offset_of[owner] + within).to(device)
+        owner, within = torch.from_numpy(owner).to(device), torch.from_numpy(within).to(device)
+        counts_on_device = torch.from_numpy(counts).to(device)
+        # Flat index of each input item: the window of a user starts counts + 1 items before its end.
+        first = self.starts[users] + ends - counts_on_device - 1  # (users,)
+        source = first[owner] + within  # (positions,)
+        inputs = torch.full((rows * length,), self.padding, dtype=self.items.dtype, device=device)
+        labels, positions = inputs.clone(), torch.zeros_like(inputs)
+        segments = torch.full_like(inputs, -1)
+        inputs[cells], labels[cells] = self.items[source], self.items[source + 1]
+        # Position of an input = its column in the user's own right-aligned row.
+        positions[cells] = length - counts_on_device[owner] + within
+        segments[cells] = owner
+        return Batch(*(t.view(rows, length) for t in (inputs, labels, positions, segments)))
 
     def random_ends(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(batch,) window ends (exclusive), uniform among those that fill the whole width (the

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from gsasrec.batches import sample_negatives
+from gsasrec.batches import Batch, sample_negatives
 from gsasrec.config import GSASRecExperimentConfig
 from gsasrec.errors import GSASRecError
 from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
@@ -47,9 +47,10 @@ class TrainingStep:
         self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
         self.generator = generator
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
+        inputs, labels = batch.inputs, batch.labels
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            hidden = self.forward(inputs)  # (batch, length, dim)
+            hidden = self.forward(inputs, positions=batch.positions, segments=batch.segments)  # (rows, length, dim)
             valid = inputs != self.model.padding_id  # (batch, length)
             # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
             positions = hidden[valid]  # (positions, dim)
@@ -70,8 +71,8 @@ class TrainingStep:
             return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
         return gbce_loss(logits, self.beta)
 
-    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.loss(inputs, labels)
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        loss = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -253,11 +253,10 @@ class Trainer:
                     self.order = self.batches.shuffle(self.order_generator)
                 progress.start_epoch(p.epoch, self.steps_per_epoch, p.batch)
                 while p.batch < self.steps_per_epoch:
-                    inputs, labels = self.batches.batch(self.order, p.batch, world.rank, world.size,
-                                                        self.order_generator)
+                    batch = self.batches.batch(self.order, p.batch, world.rank, world.size, self.order_generator)
                     for group in self.optimizer.param_groups:  # from the step count: resumes exactly
                         group["lr"] = learning_rate_at(config, p.steps)
-                    p.epoch_losses.append(self.step(inputs, labels))
+                    p.epoch_losses.append(self.step(batch))
                     p.batch += 1
                     p.steps += 1
                     progress.after_step(p.steps, lambda: torch.stack(p.epoch_losses[-10:]).mean().item())
