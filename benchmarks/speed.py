@@ -72,7 +72,7 @@ def main() -> None:
     while len(times) < args.warmup + args.steps:
         order = batches.shuffle(generator)
         for index in range(len(batches)):
-            batch = batches.batch(order, index)
+            batch = batches.batch(order, index, generator=generator)
             synchronize(device)
             started = time.perf_counter()
             step(batch)

@@ -43,7 +43,9 @@ def test_malformed_files_are_one_line_errors(tmp_path, relative, text, words):
     folder = write_cycle_dataset(tmp_path, num_users=20, num_items=12, val_users=4)
     (folder / relative).write_text(text)
     with pytest.raises(GSASRecError) as error:
-        read_dataset("cycle", tmp_path)
+        dataset = read_dataset("cycle", tmp_path)
+        for split in ("train", "val", "test"):  # each split is read when first used
+            getattr(dataset, split)
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
@@ -53,7 +55,7 @@ def test_output_line_with_two_items_is_an_error(tmp_path):
     lines[2] = "3 4"
     (folder / "val" / "output.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(GSASRecError, match="val/output.txt:3: expected exactly one item id, got 2"):
-        read_dataset("cycle", tmp_path)
+        read_dataset("cycle", tmp_path).split("val")
 
 
 def test_missing_stats_and_missing_folder(tmp_path):

@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 
@@ -79,18 +80,28 @@ class Split:
     targets: np.ndarray  # (users,) int64
 
 
-@dataclass
 class Dataset:
-    name: str
-    path: Path
-    stats: dict
-    train: Sequences
-    val: Split
-    test: Split
+    """A dataset folder: its stats at once, each split read (and validated) when first used, so that
+    evaluating the test split never parses the training file."""
+
+    def __init__(self, name: str, path: Path, stats: dict):
+        self.name, self.path, self.stats = name, path, stats
 
     @property
     def num_items(self) -> int:
         return int(self.stats["num_items"])
+
+    @cached_property
+    def train(self) -> Sequences:
+        return read_sequences(self.path / "train" / "input.txt", self.num_items)
+
+    @cached_property
+    def val(self) -> Split:
+        return read_split(self.path / "val", self.num_items)
+
+    @cached_property
+    def test(self) -> Split:
+        return read_split(self.path / "test", self.num_items)
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
@@ -124,11 +135,7 @@ def read_dataset(name: str, datasets_dir: str | Path | None = None) -> Dataset:
         raise GSASRecError(
             f"dataset folder {path} not found (pass --datasets-dir DIR or set ${DATASETS_ENV})"
         )
-    stats = read_stats(path / "dataset_stats.json")
-    num_items = stats["num_items"]
-    train = read_sequences(path / "train" / "input.txt", num_items)
-    val, test = (read_split(path / split, num_items) for split in SPLITS)
-    return Dataset(name=name, path=path, stats=stats, train=train, val=val, test=test)
+    return Dataset(name, path, read_stats(path / "dataset_stats.json"))
 
 
 def read_stats(path: Path) -> dict:

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every ML-1M CPU recipe with three seeds: train for the recipe's step budget, then test metrics and
+# calibration of the final weights; prints one table, medians first (benchmarks/recipe_table.py).
+#   bash benchmarks/time_to_quality.sh [DATASETS_DIR] [RECIPE ...]      (default: all recipes)
+#   SEEDS="0 1" bash benchmarks/time_to_quality.sh ../shared/datasets gsasrec
+# Recipes: gsasrec (t=0.75), gsasrec_t1 (t=1.0), sasrec (1 negative, t=0). One run at a time: two
+# trainings side by side on a 2-core machine slow each other down. Runs land in benchmarks/runs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+datasets=${1:-../shared/datasets}
+shift || true
+recipes=${*:-gsasrec gsasrec_t1 sasrec}
+seeds=${SEEDS:-0 1 2}
+mkdir -p benchmarks/runs
+results=benchmarks/runs/recipe_results.jsonl
+for recipe in $recipes; do
+  case $recipe in
+    gsasrec) config=configs/ml1m_gsasrec_cpu.py ;;
+    gsasrec_t1) config=configs/ml1m_gsasrec_t1_cpu.py ;;
+    sasrec) config=configs/ml1m_sasrec_cpu.py ;;
+    *) echo "unknown recipe $recipe (gsasrec, gsasrec_t1, sasrec)" >&2; exit 2 ;;
+  esac
+  for seed in $seeds; do
+    run=benchmarks/runs/${recipe}_seed$seed
+    started=$(date +%s.%N)
+    # The recipe's own budget: its config's lr_decay_steps.
+    python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --seed "$seed" \
+      --output-dir "$run" --force --no-progress --max-steps "$(python -c "import runpy; print(runpy.run_path('$config')['config'].lr_decay_steps)")"
+    finished=$(date +%s.%N)
+    metrics=$(python -m gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \
+      --calibration-plot "$run/calibration.png" --json 2>/dev/null | tail -1)
+    steps=$(tail -1 "$run/metrics.jsonl" | python -c "import json, sys; print(json.load(sys.stdin)['step'])")
+    echo "{\"recipe\": \"$recipe\", \"seed\": $seed, \"steps\": $steps, \"minutes\": $(python -c "print(round(($finished - $started) / 60, 2))"), \"metrics\": $metrics}" >> "$results"
+  done
+done
+python benchmarks/recipe_table.py "$results"
