@@ -4,7 +4,7 @@
     python benchmarks/speed.py --config configs/ml1m_sasrec.py --device cuda --steps 200
     python benchmarks/speed.py --config configs/ml1m_gsasrec.py --quick
 
-Prints the median seconds per training step after warm-up, steps/s, peak memory (resident set on the
+Prints the median (and mean) seconds per training step after warm-up, steps/s, peak memory (resident set on the
 CPU, allocated on CUDA) and the time to evaluate every test user.
 """
 
@@ -84,7 +84,8 @@ def main() -> None:
     result = {"config": args.config, "device": str(device), "torch": torch.__version__,
               "precision": args.precision, "compile": args.compile, "pack": not args.no_pack,
               "threads": torch.get_num_threads(), "steps": args.steps,
-              "median_step_s": round(median, 4), "steps_per_s": round(1 / median, 2),
+              "median_step_s": round(median, 4), "mean_step_s": round(statistics.mean(times[args.warmup:]), 4),
+              "steps_per_s": round(1 / median, 2),
               "peak_memory_mb": round(peak_memory_mb(device))}
     if not args.no_eval:
         for _ in range(2):  # the first run warms up

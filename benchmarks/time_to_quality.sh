@@ -3,7 +3,7 @@
 # calibration of the final weights; prints one table, medians first (benchmarks/recipe_table.py).
 #   bash benchmarks/time_to_quality.sh [DATASETS_DIR] [RECIPE ...]      (default: all recipes)
 #   SEEDS="0 1" bash benchmarks/time_to_quality.sh ../shared/datasets gsasrec
-# Recipes: gsasrec (t=0.75), gsasrec_t1 (t=1.0), sasrec (1 negative, t=0). One run at a time: two
+# Recipes: gsasrec (t=0.75, 10 minutes), gsasrec_t1 (t=1.0, 10 minutes), sasrec (1 negative, t=0, 3 minutes). One run at a time: two
 # trainings side by side on a 2-core machine slow each other down. Runs land in benchmarks/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +15,9 @@ mkdir -p benchmarks/runs
 results=benchmarks/runs/recipe_results.jsonl
 for recipe in $recipes; do
   case $recipe in
-    gsasrec) config=configs/ml1m_gsasrec_cpu.py ;;
-    gsasrec_t1) config=configs/ml1m_gsasrec_t1_cpu.py ;;
-    sasrec) config=configs/ml1m_sasrec_cpu.py ;;
+    gsasrec) config=configs/ml1m_gsasrec_10min.py ;;
+    gsasrec_t1) config=configs/ml1m_gsasrec_t1_10min.py ;;
+    sasrec) config=configs/ml1m_sasrec_3min.py ;;
     *) echo "unknown recipe $recipe (gsasrec, gsasrec_t1, sasrec)" >&2; exit 2 ;;
   esac
   for seed in $seeds; do
