@@ -3,6 +3,7 @@
 # calibration of the final weights; prints one table, medians first (benchmarks/recipe_table.py).
 #   bash benchmarks/time_to_quality.sh [DATASETS_DIR] [RECIPE ...]      (default: all recipes)
 #   SEEDS="0 1" bash benchmarks/time_to_quality.sh ../shared/datasets gsasrec
+#   STEPS=2 SEEDS=0 bash benchmarks/time_to_quality.sh ../shared/datasets sasrec    (a quick check of the script)
 # Recipes: gsasrec (t=0.75, 10 minutes), gsasrec_t1 (t=1.0, 10 minutes), sasrec (1 negative, t=0, 3 minutes). One run at a time: two
 # trainings side by side on a 2-core machine slow each other down. Runs land in benchmarks/runs/.
 set -euo pipefail
@@ -23,9 +24,10 @@ for recipe in $recipes; do
   for seed in $seeds; do
     run=benchmarks/runs/${recipe}_seed$seed
     started=$(date +%s.%N)
-    # The recipe's own budget: its config's lr_decay_steps.
+    # The recipe's own budget (its config's lr_decay_steps), or $STEPS for a quick check of this script.
+    steps=${STEPS:-$(python -c "from gsasrec.config import load_config; print(load_config('$config').lr_decay_steps)")}
     python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --seed "$seed" \
-      --output-dir "$run" --force --no-progress --max-steps "$(python -c "import runpy; print(runpy.run_path('$config')['config'].lr_decay_steps)")"
+      --output-dir "$run" --force --no-progress --max-steps "$steps"
     finished=$(date +%s.%N)
     metrics=$(python -m gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \
       --calibration-plot "$run/calibration.png" --json 2>/dev/null | tail -1)
