@@ -58,6 +58,15 @@ def join(device: torch.device) -> World:
     return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
 
 
+def finish_together(world: World, result):
+    """`result`, once every rank has got here. Without this wait a rank that finished first tore its
+    process group down while rank 0 was still validating and saving, and gloo aborted it (SIGABRT,
+    'terminate called without an active exception') after a run that had succeeded."""
+    if world.distributed:
+        dist.barrier()
+    return result
+
+
 def leave(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

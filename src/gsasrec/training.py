@@ -24,7 +24,7 @@ from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_sta
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset
 from gsasrec.data.recipes import open_dataset
-from gsasrec.distributed import from_main, is_main_process, join, leave, mean_over_ranks
+from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
@@ -101,7 +101,7 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
         claim_run_dir(Path(options.output_dir), options.force)
     trainer = Trainer(config, dataset, options)
     try:
-        return trainer.run()
+        return finish_together(trainer.world, trainer.run())
     finally:
         leave(trainer.world)
 
@@ -165,7 +165,7 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
     note_thread_change(run_dir)
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
-        return trainer.run()
+        return finish_together(trainer.world, trainer.run())
     finally:
         leave(trainer.world)
 
