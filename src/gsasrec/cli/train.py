@@ -10,7 +10,7 @@ from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, posi
 from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
-  gsasrec train --config configs/ml1m_gsasrec_cpu.py --precision bf16 --max-steps 4000
+  gsasrec train --config configs/ml1m_gsasrec_10min.py --precision bf16 --max-steps 1400   # ~10 CPU minutes
   gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
   gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try
   gsasrec train --resume runs/try                    # after Ctrl-C, SIGTERM or a crash
