@@ -25,11 +25,7 @@ def all_logits(hidden: torch.Tensor, table: torch.Tensor,
     again). The number of non-padding positions differs in every batch, and oneDNN's bfloat16 kernels keep
     a primitive per matrix shape: without buckets, CPU memory grew without bound under --precision bf16
     (benchmarks/RESULTS.md)."""
-    rows = hidden.shape[0]
-    padded = -(-rows // ROW_BUCKET) * ROW_BUCKET
-    if padded != rows:
-        hidden = torch.cat([hidden, hidden.new_zeros(padded - rows, hidden.shape[1])])
-    logits = (hidden @ table.T)[:rows]
+    logits = (bucketed_rows(hidden) @ table.T)[:hidden.shape[0]]
     return logits if bias is None else logits + bias
 
 
