@@ -31,6 +31,18 @@ def test_evaluate_checkpoint_gives_what_the_command_prints(pattern_run, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == pytest.approx(result.metrics)
 
 
+def test_evaluate_in_bf16_ranks_like_fp32(pattern_run, capsys):
+    root, _, run_dir = pattern_run
+    exact = evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu")
+    fast = evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu", precision="bf16")
+    assert fast.metrics == pytest.approx(exact.metrics, abs=0.02)
+    with pytest.raises(Exception, match="precision must be one of fp32, bf16"):
+        evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu", precision="fp16")
+    assert main(["evaluate", str(run_dir / "best.pt"), "--datasets-dir", str(root / "datasets"),
+                 "--precision", "bf16", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == pytest.approx(fast.metrics)
+
+
 def test_evaluate_finds_the_dataset_the_checkpoint_was_trained_on_like_recommend(pattern_run, tmp_path,
                                                                                 monkeypatch):
     _, _, run_dir = pattern_run

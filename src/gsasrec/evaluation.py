@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gsasrec.batches import all_items
 from gsasrec.checkpoint import dataset_location, load_model
@@ -23,6 +24,7 @@ from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
 from gsasrec.progress import JobProgress
 from gsasrec.runtime import resolve_device
+from gsasrec.step import PRECISIONS
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
@@ -78,14 +80,18 @@ class CheckpointEvaluation:
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str | Path | None = None,
                         config: GSASRecExperimentConfig | None = None, device: str = "auto",
-                        progress: bool = True, **overrides) -> CheckpointEvaluation:
+                        progress: bool = True, precision: str = "fp32", **overrides) -> CheckpointEvaluation:
     """Metrics of a checkpoint on its dataset's `split`.
 
     The dataset is <datasets_dir>/<dataset_name>, else the folder the checkpoint was trained on.
     config replaces the stored one (a bare reference state_dict needs it); overrides change evaluation
     fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size. progress: report
-    the ranking's progress on stderr (progress.JobProgress).
+    the ranking's progress on stderr (progress.JobProgress). precision "bf16" runs the model's matrix
+    products in bfloat16 (autocast): about twice as fast on CPUs with bf16 units, metrics within rounding
+    of fp32's; "fp32" (the default) gives the reference's figures to the number.
     """
+    if precision not in PRECISIONS:
+        raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     model, config, payload = load_model(path, config, device=resolve_device(device))
     config = make_config(**{**config.to_dict(), **overrides})
     folder = dataset_location(payload, config.dataset_name, datasets_dir)
@@ -95,6 +101,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
                            f"but dataset {dataset.path} has num_items={dataset.num_items}")
     held_out = dataset.split(split)
     started = time.perf_counter()
-    with JobProgress(f"ranking {split} users", len(held_out.inputs), "users", shown=progress) as report:
+    device_type = model.output_table.device.type
+    with (JobProgress(f"ranking {split} users", len(held_out.inputs), "users", shown=progress) as report,
+          torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")):
         metrics = evaluate_config(model, held_out, config, progress=report)
     return CheckpointEvaluation(metrics, model, config, held_out, time.perf_counter() - started)

@@ -43,6 +43,10 @@ def register(commands) -> None:
                           help="exclude items already in the user's history (default: the config's)")
     evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
                           help="users scored at once (default: the config's eval_batch_size)")
+    evaluate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                          help="bf16: the model's matrix products in bfloat16, about 2x faster on CPUs with "
+                               "bf16 units, metrics within rounding of fp32's (default fp32: the reference's "
+                               "figures to the number)")
     evaluate.add_argument("--json", action="store_true",
                           help="end the output with one JSON object mapping each measure to its value")
     evaluate.add_argument("--calibration", action="store_true",
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> None:
                  if getattr(args, option) is not None}
     try:
         result = evaluate_checkpoint(checkpoint, args.split, args.datasets_dir,
-                                     load_config(args.config) if args.config else None, args.device, **overrides)
+                                     load_config(args.config) if args.config else None, args.device,
+                                     precision=args.precision, **overrides)
     except GSASRecError as error:
         # A config field the user set through a flag: name the flag too.
         named = [f"--{OVERRIDES[f].replace('_', '-')}" for f in OVERRIDES if f"field '{f}'" in str(error)]
