@@ -1,6 +1,7 @@
 """A run directory describes one training run completely:
 
     config.json      the resolved config, run options, dataset stats, environment (versions, device)
+    config.py        the config as a Python file to edit and train again with (`gsasrec train --config`)
     metrics.jsonl    one JSON line per epoch: epoch, step, loss, validation metrics, seconds
     curve.png        validation metric against steps and against wall time, redrawn every epoch
     best.pt          the best checkpoint by val_metric
@@ -24,6 +25,7 @@ from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
 
 RUN_CONFIG = "config.json"
+CONFIG_FILE = "config.py"
 METRICS_LOG = "metrics.jsonl"
 CURVE = "curve.png"
 
@@ -46,6 +48,17 @@ def environment(device: torch.device, world_size: int) -> dict:
 
 def write_run_config(run_dir: Path, payload: dict) -> None:
     write_text_atomic(run_dir / RUN_CONFIG, json.dumps(payload, indent=2) + "\n")
+
+
+def write_config_file(run_dir: Path, config, notes: dict | None = None) -> Path:
+    """config.py: the run's config in the seed's form, with the reason for each derived field."""
+    from gsasrec.derive import config_file_text
+
+    header = (f"The config of the run in {run_dir}: edit it and train again with\n"
+              f"  gsasrec train --config {Path(run_dir) / CONFIG_FILE}")
+    path = Path(run_dir) / CONFIG_FILE
+    write_text_atomic(path, config_file_text(config, notes, header))
+    return path
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -149,7 +162,7 @@ def saved_progress(run_dir: Path) -> dict | None:
 
 def run_files(run_dir: Path) -> list[Path]:
     """The files of a run that a run folder holds (none: the folder is free for a new run)."""
-    names = (RUN_CONFIG, METRICS_LOG, CURVE, BEST_CHECKPOINT, LAST_CHECKPOINT)
+    names = (RUN_CONFIG, CONFIG_FILE, METRICS_LOG, CURVE, BEST_CHECKPOINT, LAST_CHECKPOINT)
     return [Path(run_dir) / name for name in names if (Path(run_dir) / name).exists()]
 
 

@@ -28,6 +28,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products are native here: a CUDA GPU that supports them, or a CPU with
+    AVX-512 BF16 or AMX units (read from /proc/cpuinfo; elsewhere False, so fp32 is kept)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def new_seed() -> int:
     return secrets.randbelow(2**31)
 

@@ -29,6 +29,7 @@ from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
+from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.runs import (
     default_run_dir,
     environment,
@@ -36,6 +37,7 @@ from gsasrec.runs import (
     read_run_config,
     record_epoch,
     run_files,
+    write_config_file,
     write_run_config,
 )
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
@@ -56,6 +58,7 @@ class RunOptions:
     force: bool = False  # start over in an output_dir that already holds a run
     precision: str = "fp32"  # "bf16": autocast matmuls to bfloat16; the loss stays float32
     compile: bool = False  # torch.compile the model for training steps
+    config_notes: dict = field(default_factory=dict)  # field -> why it has its value, for <run>/config.py
 
 
 @dataclass
@@ -70,6 +73,7 @@ class RunResult:
     val_metric: str = "nDCG@10"
     interrupted: bool = False
     model: GSASRec | None = field(default=None, repr=False)  # the final weights
+    baselines: dict = field(default_factory=dict)  # baseline name -> its val_metric on the validation users
 
 
 @dataclass
@@ -223,6 +227,7 @@ class Trainer:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 if resume_state is None:
                     write_run_config(self.run_dir, self.describe())
+                    write_config_file(self.run_dir, config, options.config_notes)
             except OSError as error:  # a file in the way, a read-only folder, a full disk
                 raise GSASRecError(f"cannot write the run folder {self.run_dir}: "
                                    f"{error.strerror or first_line(error)}") from None
@@ -280,7 +285,23 @@ class Trainer:
                     stop = stop or early_stop
                 p.seconds = time.perf_counter() - started
                 self.save_last()
-        return self.result(started)
+        result = self.result(started)
+        if world.is_main:
+            result.baselines = self.compare_with_baselines()
+        return result
+
+    def compare_with_baselines(self) -> dict[str, float]:
+        """val_metric of the popularity and transition baselines on the validation users, printed beside
+        the run's best: whether the model is worth its cost."""
+        config = self.config
+        baselines = {name: evaluate_baseline(name, self.dataset.train, self.dataset.val, self.dataset.num_items,
+                                             [config.val_metric], config.recommendation_limit,
+                                             config.filter_rated)[config.val_metric]
+                     for name in BASELINES}
+        figures = ", ".join(f"{name} {value:.4f}" for name, value in baselines.items())
+        tqdm.write(f"validation {config.val_metric}: this run's best {self.progress.best_metric:.4f}; "
+                   f"baselines: {figures}")
+        return baselines
 
     def end_epoch(self, started: float) -> bool:
         """Validate, then start the next epoch; True when early stopping says stop."""

@@ -47,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in (train, evaluate, data, serving, runs):
         group.register(commands)
+    refuse_abbreviations(parser)
     return parser
+
+
+def refuse_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """No prefix matching of long options, in every command: with it, `train --dataset garden` was taken
+    as --datasets-dir garden without a word."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                refuse_abbreviations(command)
 
 
 # --- shared by the command groups ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@ EXAMPLES = """examples:
   gsasrec evaluate --checkpoint runs/ml1m-20261128-101500/best.pt
   gsasrec evaluate --config=configs/ml1m_gsasrec.py --checkpoint ref.pt --split test --json
   gsasrec evaluate --config configs/ml1m_gsasrec.py ref.pt --metrics nDCG@10 RR@10 P@5
-  gsasrec evaluate --checkpoint runs/ml1m/last.pt --calibration --calibration-plot reliability.png"""
+  gsasrec evaluate --checkpoint runs/ml1m/last.pt --calibration --calibration-plot reliability.png
+  gsasrec evaluate --baseline transitions --dataset ml1m      # what a model must beat"""
 
 
 # config field -> the option that sets it for one evaluation
@@ -31,6 +32,11 @@ def register(commands) -> None:
     evaluate.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT",
                           help="checkpoint file (or use --checkpoint)")
     evaluate.add_argument("--checkpoint", metavar="FILE", help="checkpoint file")
+    evaluate.add_argument("--baseline", choices=("popularity", "transitions"),
+                          help="evaluate a trivial recommender instead of a checkpoint, by the same code: the "
+                               "most popular training items, or the items that most often followed the "
+                               "user's last item (popularity filling in); needs --dataset")
+    evaluate.add_argument("--dataset", metavar="NAME", help="the dataset folder for --baseline")
     evaluate.add_argument("--config", metavar="FILE",
                           help="Python config file (default: the config stored in the checkpoint)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> None:
     from gsasrec.config import load_config
     from gsasrec.evaluation import evaluate_checkpoint
 
+    if args.baseline or args.dataset:
+        return run_baseline(args)
     checkpoint = args.checkpoint or args.checkpoint_path
     if checkpoint is None:
         raise GSASRecError("evaluate needs a checkpoint: --checkpoint FILE")
@@ -88,11 +96,40 @@ def run(args: argparse.Namespace) -> None:
     metrics = dict(result.metrics)
     if args.calibration:
         metrics.update(report_calibration(result, args, checkpoint).measures())
+    print_metrics(metrics, args.json)
+
+
+def print_metrics(metrics: dict, as_json: bool) -> None:
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
         print(f"{name:<{width}}  {value:.6f}")
-    if args.json:
+    if as_json:
         print(json.dumps(metrics))
+
+
+def run_baseline(args: argparse.Namespace) -> None:
+    """evaluate --baseline NAME --dataset NAME: the config's evaluation settings are the defaults'."""
+    import time
+
+    from gsasrec.baselines import evaluate_baseline
+    from gsasrec.config import make_config
+    from gsasrec.data.recipes import open_dataset
+
+    if not (args.baseline and args.dataset):
+        raise GSASRecError("--baseline needs --dataset NAME (and --dataset is only for --baseline)")
+    if args.checkpoint or args.checkpoint_path or args.config or args.calibration:
+        raise GSASRecError("--baseline evaluates no checkpoint: drop --checkpoint, --config and --calibration")
+    overrides = {field: getattr(args, option) for field, option in OVERRIDES.items()
+                 if getattr(args, option) is not None}
+    config = make_config(dataset_name=args.dataset, **overrides)
+    dataset = open_dataset(args.dataset, args.datasets_dir)
+    split = dataset.split(args.split)
+    started = time.perf_counter()
+    metrics = evaluate_baseline(args.baseline, dataset.train, split, dataset.num_items, config.metrics,
+                                config.recommendation_limit, config.filter_rated)
+    print(f"{args.split}: {len(split.inputs)} users, baseline {args.baseline}, top {config.recommendation_limit}, "
+          f"filter_rated={config.filter_rated}, {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    print_metrics(metrics, args.json)
 
 
 def report_calibration(result, args: argparse.Namespace, checkpoint: str):

@@ -9,8 +9,12 @@ from pathlib import Path
 from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int
 from gsasrec.errors import GSASRecError
 
+DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
+
 EXAMPLES = """examples:
   gsasrec train --config configs/ml1m_gsasrec_10min.py --precision bf16 --max-steps 1400   # ~10 CPU minutes
+  gsasrec train --dataset shop --max-minutes 10      # no config: settings derived from the data
+  gsasrec train --dataset shop --set embedding_dim=64 --set dropout_rate=0.2
   gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
   gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try
   gsasrec train --resume runs/try                    # after Ctrl-C, SIGTERM or a crash
@@ -20,12 +24,21 @@ EXAMPLES = """examples:
 
 def register(commands) -> None:
     train = commands.add_parser(
-        "train", help="train a model from a Python config file", formatter_class=formatter,
+        "train", help="train a model from a dataset name or a Python config file", formatter_class=formatter,
         description="Train gSASRec/SASRec on a dataset folder. Validates after every epoch, keeps the best "
                     "checkpoint by val_metric, stops early after early_stopping_patience epochs without "
-                    "improvement.", epilog=EXAMPLES)
+                    "improvement. With --dataset, every setting comes from the dataset's statistics and "
+                    "the budget (printed with its reason, and written to <run>/config.py to edit and pass "
+                    "back with --config).", epilog=EXAMPLES)
     train.add_argument("--config", metavar="FILE",
                        help="Python config file defining config = GSASRecExperimentConfig(...)")
+    train.add_argument("--dataset", metavar="NAME",
+                       help="train on dataset folder NAME with settings derived from its statistics and the "
+                            f"budget (default budget: --max-minutes {DEFAULT_MINUTES:g}; precision: bf16 where "
+                            "the hardware has it)")
+    train.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
+                       help="replace one config field of --config or --dataset, e.g. --set embedding_dim=64 "
+                            "(repeatable; VALUE is a Python literal)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue an interrupted run from its last.pt (instead of --config)")
     train.add_argument("--nproc", type=positive_int, metavar="N",
@@ -60,11 +73,14 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
     from gsasrec.distributed import is_main_process, launch
+    from gsasrec.derive import parse_overrides, with_overrides
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
-    if (args.config is None) == (args.resume is None):
-        raise GSASRecError("train needs exactly one of --config FILE or --resume RUN_DIR")
+    if sum(x is not None for x in (args.config, args.dataset, args.resume)) != 1:
+        raise GSASRecError("train needs exactly one of --dataset NAME, --config FILE or --resume RUN_DIR")
+    if args.resume and args.overrides:
+        raise GSASRecError("--set changes a new run's config; a resumed run keeps its own")
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         code = launch(args.nproc, without_option(args.argv, "--nproc"))
         if code != 0:
@@ -80,8 +96,14 @@ def run(args: argparse.Namespace) -> int | None:
                              seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
                              progress=args.progress, precision=args.precision or "fp32",
                              compile=bool(args.compile), force=args.force)
-        config = load_config(args.config)
-        result = train(config, open_dataset(config.dataset_name, args.datasets_dir), options)
+        overrides = parse_overrides(args.overrides)
+        if args.dataset:
+            dataset = open_dataset(args.dataset, args.datasets_dir)
+            config = settings_for(dataset, options, overrides, args.precision)
+        else:
+            config = with_overrides(load_config(args.config), overrides)
+            dataset = open_dataset(config.dataset_name, args.datasets_dir)
+        result = train(config, dataset, options)
     if not is_main_process():
         return None
     if result.interrupted:  # Ctrl-C or SIGTERM: the trainer has saved last.pt and printed how to resume
@@ -92,6 +114,43 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"final weights: {result.run_dir / LAST_CHECKPOINT}")
     print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
     return None
+
+
+def settings_for(dataset, options, overrides: dict, precision: str | None):
+    """The derived config for `dataset` (options get the default budget and precision where the command
+    line gave none), printed with its reasons; options.config_notes carries them into <run>/config.py."""
+    from gsasrec.derive import DEFAULT_MINUTES, derive_config, measure_step_seconds, with_overrides
+    from gsasrec.distributed import is_main_process
+    from gsasrec.runtime import fast_bf16
+
+    shown = is_main_process()
+    if precision is None:
+        options.precision = "bf16" if fast_bf16(options.device) else "fp32"
+        hardware = "has" if options.precision == "bf16" else "has no"
+        notes = {"precision": f"{options.precision}: this {options.device.type.upper()} {hardware} bf16 units"}
+    else:
+        notes = {"precision": f"{precision}: --precision"}
+    if options.max_steps is None and options.max_minutes is None:
+        options.max_minutes = DEFAULT_MINUTES
+        notes["budget"] = f"{DEFAULT_MINUTES:g} minutes (the default; --max-minutes or --max-steps to change)"
+    if options.max_steps is not None:
+        derived = derive_config(dataset, max_steps=options.max_steps)
+    else:
+        trial = with_overrides(derive_config(dataset, max_steps=1).config, overrides)
+        if shown:
+            print("timing a few training steps to fit the learning-rate decay to the budget ...", flush=True)
+        seconds = measure_step_seconds(trial, dataset, options.device, options.precision)
+        derived = derive_config(dataset, step_seconds=seconds, max_minutes=options.max_minutes)
+    config = with_overrides(derived.config, overrides)
+    reasons = {**derived.reasons, **{name: "--set" for name in overrides}}
+    options.config_notes = reasons
+    if shown:
+        print(f"settings for dataset {dataset.name} (from its statistics and the budget):")
+        for name, note in notes.items():
+            print(f"  {name:<24} {note}")
+        for name, reason in reasons.items():
+            print(f"  {name:<24} {getattr(config, name)!r:<8} {reason}")
+    return config
 
 
 def without_option(argv: list[str], name: str) -> list[str]:

@@ -1,0 +1,93 @@
+"""Two trivial recommenders that every model must beat, ranked and measured by the model's own code
+(scoring.mask_scores, metrics.compute_metrics):
+
+    popularity    every user gets the items most frequent in the training sequences
+    transitions   the items that most often followed the user's last item in the training sequences
+                  (first-order item-to-item counts), popularity breaking ties and filling in
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gsasrec.batches import all_items
+from gsasrec.data.folder import Sequences, Split, offsets_of
+from gsasrec.items import embedding_rows, padding_id
+from gsasrec.metrics import compute_metrics
+from gsasrec.scoring import mask_scores
+
+BASELINES = ("popularity", "transitions")
+
+
+@dataclass
+class Baseline:
+    """Scores of every id (num_items + 2 columns, like the model's) for a batch of histories."""
+
+    name: str
+    num_items: int
+    popularity: np.ndarray  # (num_items + 2,) training count of each id, scaled into [0, 1)
+    # Transition counts as sparse rows: what followed item i is followed[starts[i]:starts[i + 1]], with
+    # follow_counts beside it.
+    starts: np.ndarray | None = None
+    followed: np.ndarray | None = None
+    follow_counts: np.ndarray | None = None
+
+    def scores(self, histories: Sequences) -> np.ndarray:
+        """(users, num_items + 2) float32: transition count + popularity in [0, 1) (so popularity only
+        orders items with equal counts), or popularity alone."""
+        scores = np.tile(self.popularity.astype(np.float32), (len(histories), 1))
+        if self.name == "transitions":
+            nonempty = histories.lengths > 0
+            last = np.zeros(len(histories), dtype=np.int64)  # an empty history: id 0, whose row is empty
+            last[nonempty] = histories.items[histories.offsets[1:][nonempty] - 1]
+            begin, end = self.starts[last], self.starts[last + 1]
+            counts = end - begin
+            users = np.repeat(np.arange(len(histories)), counts)  # (entries,)
+            entries = np.arange(counts.sum()) + np.repeat(begin - offsets_of(counts)[:-1], counts)
+            scores[users, self.followed[entries]] += self.follow_counts[entries]
+        return scores
+
+
+def fit_baseline(name: str, train: Sequences, num_items: int) -> Baseline:
+    """Count what the training sequences hold: items for popularity, consecutive pairs for transitions."""
+    if name not in BASELINES:
+        raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
+    rows = embedding_rows(num_items)
+    counts = np.bincount(train.items, minlength=rows).astype(np.float64)
+    popularity = counts / (counts.max() + 1)  # (rows,) in [0, 1)
+    if name == "popularity":
+        return Baseline(name, num_items, popularity)
+    following = np.ones(len(train.items), dtype=bool)
+    following[train.offsets[:-1]] = False  # the first item of a sequence follows nothing
+    following &= np.repeat(train.lengths > 0, train.lengths)
+    after = np.flatnonzero(following)  # (pairs,) index of each pair's second item
+    pairs = np.unique(train.items[after - 1] * rows + train.items[after], return_counts=True)
+    previous, followed = np.divmod(pairs[0], rows)
+    starts = offsets_of(np.bincount(previous, minlength=rows))
+    return Baseline(name, num_items, popularity, starts, followed, pairs[1].astype(np.float32))
+
+
+def baseline_top(baseline: Baseline, inputs: Sequences, limit: int, filter_rated: bool,
+                 max_score_elements: int = 1 << 26) -> np.ndarray:
+    """(users, limit) best ids for each history, with the model's masking (no padding or special ids;
+    rated items excluded when filter_rated)."""
+    rows = embedding_rows(baseline.num_items)
+    batch = max(1, max_score_elements // rows)
+    best = np.zeros((len(inputs), limit), dtype=np.int64)
+    for start in range(0, len(inputs), batch):
+        users = np.arange(start, min(start + batch, len(inputs)))
+        histories = inputs.take(users)
+        scores = torch.from_numpy(baseline.scores(histories))
+        rated = torch.from_numpy(all_items(histories, padding_id(baseline.num_items))) if filter_rated else None
+        best[users] = torch.topk(mask_scores(scores, baseline.num_items, rated), limit, dim=1).indices.numpy()
+    return best
+
+
+def evaluate_baseline(name: str, train: Sequences, split: Split, num_items: int, metrics: list, limit: int,
+                      filter_rated: bool) -> dict[str, float]:
+    """The metrics of baseline `name`, fitted on `train`, on `split`."""
+    baseline = fit_baseline(name, train, num_items)
+    return compute_metrics(metrics, baseline_top(baseline, split.inputs, limit, filter_rated), split.targets)
