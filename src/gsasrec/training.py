@@ -19,6 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
 from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state, save_checkpoint
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
@@ -29,7 +30,6 @@ from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
-from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.runs import (
     default_run_dir,
     environment,

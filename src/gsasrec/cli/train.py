@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.checkpoint import LAST_CHECKPOINT
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
-    from gsasrec.distributed import is_main_process, launch
     from gsasrec.derive import parse_overrides, with_overrides
+    from gsasrec.distributed import is_main_process, launch
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
