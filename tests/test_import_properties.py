@@ -1,5 +1,5 @@
 """`gsasrec data import` over random small logs (hypothesis): hostile ids, duplicates, NaN and missing
-times, numbers mixed with text. Each log either becomes a dataset folder that reads back consistently,
+times, numbers mixed with dates, ids with surrounding whitespace. Each log either becomes a dataset folder that reads back consistently,
 or is refused with a one-line error that leaves nothing behind."""
 
 import contextlib
@@ -8,7 +8,7 @@ import io
 import math
 import re
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
@@ -48,32 +48,39 @@ def write_log(path: Path, rows) -> None:
 
 
 def parse_time(value):
-    """The time a row sorts by (None: dropped), 'bad' for text no format reads."""
+    """Seconds since 1970 a row sorts by (None: dropped), 'bad' for text no format reads. Numbers are
+    epoch seconds, dates midnight UTC, so a column may mix them."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, (int, float)):
-        return ("number", float(value))
+        return float(value)
     if value.lower() == "nan":
         return None
     try:
-        return ("date", datetime.strptime(value, "%Y-%m-%d"))
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         return "bad"
 
 
+def clean_id(value) -> str | None:
+    """An id as the importer keeps it: surrounding whitespace trimmed, empty (a missing id) as None."""
+    text = str(value).strip()
+    return text or None
+
+
 def expected_sequences(rows) -> dict[str, list[str]] | None:
     """user -> item ids in time order (ties in file order), users with one event left out; None when the
-    importer must refuse the log (a line break in an id, an unreadable time, numbers mixed with dates)."""
-    if any(re.search(LINE_BREAKS_AND_TABS, str(v)) for row in rows for v in row[:2]):
+    importer must refuse the log (a line break inside a trimmed id, an unreadable time)."""
+    ids = [(clean_id(user), clean_id(item)) for user, item, _ in rows]
+    if any(v is not None and re.search(LINE_BREAKS_AND_TABS, v) for pair in ids for v in pair):
         return None
     times = [parse_time(time) for _, _, time in rows]
-    kinds = {t[0] for t in times if isinstance(t, tuple)}
-    if "bad" in times or len(kinds) > 1:
+    if "bad" in times:
         return None
     events: dict[str, list] = {}
-    for row_number, ((user, item, _), time) in enumerate(zip(rows, times)):
-        if time is not None:
-            events.setdefault(str(user), []).append((time[1], row_number, str(item)))
+    for row_number, ((user, item), time) in enumerate(zip(ids, times)):
+        if time is not None and user is not None and item is not None:
+            events.setdefault(user, []).append((time, row_number, item))
     return {user: [item for *_, item in sorted(found)] for user, found in events.items() if len(found) >= 2}
 
 

@@ -62,3 +62,17 @@ def test_import_and_export_report_progress(pattern_run, tmp_path, capsys, often)
     assert main(["export", "--checkpoint", str(run_dir / "best.pt"), "--format", "torchscript",
                  "--output", str(tmp_path / "scorer.pt")]) == 0
     assert "exporting torchscript: " in capsys.readouterr().err
+
+
+def test_a_minutes_budget_shows_the_steps_it_expects_not_max_epochs_worth():
+    from gsasrec.progress import RunProgress
+    from gsasrec.step import Budget
+
+    progress = RunProgress(Budget(None, max_minutes=1.0, spent_seconds=10), total_steps=1_000_000, first_step=0,
+                           terminal=False)
+    progress.started -= 10  # ten seconds in, 50 steps done: 5 steps/s, about 50 s left
+    line = progress.line(50, 0.5, time.perf_counter())
+    expected = int(line.split("/~")[1].split()[0])
+    assert 290 <= expected <= 310 and "1000000" not in line
+    by_steps = RunProgress(Budget(1400, None), total_steps=1_000_000, first_step=0, terminal=False)
+    assert by_steps.line(5, 0.5, time.perf_counter()).startswith("step 5/1400 ")

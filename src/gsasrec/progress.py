@@ -65,8 +65,16 @@ class RunProgress:
         return max(remaining, 0.0)
 
     def line(self, steps: int, loss: float, now: float) -> str:
-        return (f"step {steps}/{self.total_steps} loss {loss:.4f} {self.rate(steps, now):.2f} steps/s "
+        return (f"step {self.step_of(steps, now)} loss {loss:.4f} {self.rate(steps, now):.2f} steps/s "
                 f"ETA {format_seconds(self.eta(steps, now))}")
+
+    def step_of(self, steps: int, now: float) -> str:
+        """'142/1400'; under a minutes budget the total is the steps expected by the deadline ('142/~1380'),
+        not max_epochs' worth."""
+        if self.budget.deadline is not None and self.budget.max_steps is None:
+            expected = steps + max(self.budget.deadline - now, 0.0) * self.rate(steps, now)
+            return f"{steps}/~{min(int(expected), self.total_steps)}"
+        return f"{steps}/{self.total_steps}"
 
 
 def format_seconds(seconds: float | None) -> str:

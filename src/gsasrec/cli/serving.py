@@ -30,7 +30,8 @@ def register(commands) -> None:
     add_model_options(recommend)
     source = recommend.add_mutually_exclusive_group(required=True)
     source.add_argument("--history", metavar='"ID ID ..."', help="item ids, oldest first, space-separated")
-    source.add_argument("--user", metavar="N", help="a user of the dataset split (the Nth line of its input)")
+    source.add_argument("--user", metavar="N", help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
+                             "(an imported log), else the Nth line of the split's input")
     recommend.add_argument("--split", choices=("test", "val"), default="test", help="split for --user")
     recommend.add_argument("-k", type=positive_int, default=10, help="how many items (default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="do not exclude history items")
@@ -88,7 +89,8 @@ def run_recommend(args: argparse.Namespace) -> None:
     if target is not None:
         held_out = {"item": target, "rank": recommender.rank_of(history, target, not args.include_seen)}
     if args.json:
-        print(json.dumps(result.to_dict() | ({"held_out": held_out} if held_out else {})))
+        user = {"user": args.user, "history": history, "held_out": held_out} if held_out else {}
+        print(json.dumps(result.to_dict() | user))
         return
     if result.unknown_items:
         print(f"ignored unknown item ids: {' '.join(map(str, result.unknown_items))}", file=sys.stderr)
@@ -104,12 +106,17 @@ def run_recommend(args: argparse.Namespace) -> None:
 
 def user_history(recommender, args: argparse.Namespace) -> tuple[list, object]:
     """The history and held-out item of --user N in --split, as external ids."""
-    from gsasrec.data.folder import read_dataset
+    from gsasrec.data.folder import read_dataset, split_line_of
 
-    split = read_dataset(recommender.config.dataset_name, args.datasets_dir).split(args.split)
-    if not args.user.isdigit() or not 1 <= int(args.user) <= len(split.inputs):
-        raise GSASRecError(f"--user must be a line number 1..{len(split.inputs)} of {args.split}, got {args.user!r}")
-    return recommender.user_history(split, int(args.user))
+    dataset = read_dataset(recommender.config.dataset_name, args.datasets_dir)
+    split = dataset.split(args.split)
+    line = split_line_of(dataset.path, args.split, args.user)
+    if line is None:  # no user_ids.tsv (the reference's ML-1M): the user is a line number
+        if not args.user.isdigit() or not 1 <= int(args.user) <= len(split.inputs):
+            raise GSASRecError(f"--user must be a line number 1..{len(split.inputs)} of {args.split} (this "
+                               f"dataset has no user_ids.tsv), got {args.user!r}")
+        line = int(args.user)
+    return recommender.user_history(split, line)
 
 
 def run_serve(args: argparse.Namespace) -> None:

@@ -293,6 +293,7 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
 USER_IDS = "user_ids.tsv"  # internal_id <TAB> external_id, one row per user, internal ids 1..num_users
 ITEM_IDS = "item_ids.tsv"  # the same for items
 ITEM_NAMES = "item_names.tsv"  # item_id <TAB> title, for the items that have one
+SPLIT_USERS = "users.txt"  # in val/ and test/: the internal user id of each line (without it, test line u is user u)
 ID_TABLE_HEADER = "internal_id\texternal_id\n"
 NAMES_TABLE_HEADER = "item_id\ttitle\n"
 
@@ -311,6 +312,28 @@ def read_id_table(path: Path) -> list[str]:
     """External ids in internal-id order from user_ids.tsv / item_ids.tsv."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
     return [line.split("\t", 1)[1] for line in lines]
+
+
+def split_line_of(folder: Path, split: str, external_user: str) -> int | None:
+    """The 1-based line of `split` that holds the user whose own id (user_ids.tsv) is external_user; None
+    when the folder has no user_ids.tsv. A user the table lacks, or who is not in the split, is an error."""
+    folder = Path(folder)
+    if not (folder / USER_IDS).is_file():
+        return None
+    ids = read_id_table(folder / USER_IDS)
+    try:
+        internal = ids.index(external_user.strip()) + 1
+    except ValueError:
+        raise GSASRecError(f"user {external_user!r} is not in {folder / USER_IDS}") from None
+    lines_file = folder / split / SPLIT_USERS
+    if not lines_file.is_file():
+        if split != "test":
+            raise GSASRecError(f"{lines_file} is missing: this folder does not say which user each {split} line is")
+        return internal  # leave-one-out: test line u is user u
+    lines = lines_file.read_text().split()
+    if str(internal) not in lines:
+        raise GSASRecError(f"user {external_user!r} is not in the {split} split (see {lines_file})")
+    return lines.index(str(internal)) + 1
 
 
 def format_names_table(names: dict[int, str]) -> str:

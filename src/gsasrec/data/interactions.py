@@ -17,6 +17,7 @@ from gsasrec.data.folder import (
     ITEM_IDS,
     ITEM_NAMES,
     LINE_BREAKS_AND_TABS,
+    SPLIT_USERS,
     USER_IDS,
     Sequences,
     dataset_folder,
@@ -25,7 +26,8 @@ from gsasrec.data.folder import (
     offsets_of,
     write_dataset,
 )
-from gsasrec.data.split import leave_one_out, sample_validation_users
+from gsasrec.data.split import leave_one_out, sample_validation_users, time_split
+from gsasrec.data.times import EXPECTED, missing_markers, parse_time_column
 from gsasrec.errors import GSASRecError, first_line
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
@@ -43,12 +45,21 @@ class ImportOptions:
     k_core: bool = False
     val_users: int = 512
     seed: int = 42
+    on_bad_rows: str = "fail"  # "drop": rows with a bad timestamp or an unwritable id are dropped and counted
+    split: str = "leave-one-out"  # or "time": split at test_start (and val_start), seconds since 1970
+    test_start: float | None = None
+    val_start: float | None = None
+
+
+BAD_ROWS = ("fail", "drop")
+SPLITS = ("leave-one-out", "time")
 
 
 @dataclass
 class ImportReport:
     rows_read: int = 0
     missing_ids_dropped: int = 0
+    bad_rows_dropped: int = 0
     filtered_out: int = 0
     single_event_users_skipped: int = 0
     users: int = 0
@@ -57,10 +68,13 @@ class ImportReport:
     notes: list = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [f"{self.rows_read} rows read", f"{self.missing_ids_dropped} rows with a missing id dropped",
-                f"{self.filtered_out} rows removed by the interaction-count filters",
-                f"{self.single_event_users_skipped} users with a single event skipped",
-                f"{self.users} users, {self.items} items, {self.interactions} interactions"]
+        """The report, its summary last."""
+        counts = [f"{self.rows_read} rows read", f"{self.missing_ids_dropped} rows with a missing id dropped"]
+        if self.bad_rows_dropped:
+            counts.append(f"{self.bad_rows_dropped} bad rows dropped (--on-bad-rows drop)")
+        counts += [f"{self.filtered_out} rows removed by the interaction-count filters",
+                   f"{self.single_event_users_skipped} users with a single event skipped"]
+        return counts + self.notes + [f"{self.users} users, {self.items} items, {self.interactions} interactions"]
 
 
 def detect_format(path: Path, given: str | None) -> str:
@@ -73,10 +87,14 @@ def detect_format(path: Path, given: str | None) -> str:
     return fmt
 
 
-def read_log(path: Path, fmt: str, options: ImportOptions):
-    """The user, item (and time) columns of a log file as a polars DataFrame named user, item, time."""
+def read_log(path: Path, fmt: str, options: ImportOptions, report: ImportReport | None = None):
+    """The user, item (and time) columns of a log file as a polars DataFrame named user, item, time (seconds
+    since 1970). Ids are trimmed of surrounding whitespace, missing-value markers (N/A, null, ...) become
+    missing, and rows with a timestamp that is none (data.times) fail the import or, with
+    options.on_bad_rows == "drop", are dropped; `report` counts all of it."""
     import polars as pl
 
+    report = report if report is not None else ImportReport()
     path = Path(path)
     if not path.is_file():
         raise GSASRecError(f"interactions file {path} not found")
@@ -104,52 +122,53 @@ def read_log(path: Path, fmt: str, options: ImportOptions):
                pl.col(options.item_col).cast(pl.Utf8).alias("item")]
     if options.time_col:
         columns.append(pl.col(options.time_col).alias("time"))
-    frame = frame.select(columns)
+    frame = frame.select(columns).with_row_index("row")  # file order, and the data row of each message
+    report.rows_read = len(frame)
+    trimmed = frame.select([(pl.col(c) != pl.col(c).str.strip_chars()).sum().alias(c) for c in ("user", "item")])
+    for column in ("user", "item"):
+        if trimmed[column][0]:
+            report.notes.append(f"{trimmed[column][0]} {column} ids had surrounding whitespace: trimmed")
+    frame = frame.with_columns(missing_markers(pl.col("user")).alias("user"),
+                               missing_markers(pl.col("item")).alias("item"))
     if options.time_col:
-        frame = frame.with_columns(parse_times(frame["time"], path, options.time_col))
+        frame = with_times(frame, path, options, report)
     return frame
 
 
-TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ",
-                "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y/%m/%d",
-                "%Y/%m/%d %H:%M:%S")
-
-
-def parse_times(times, path: Path, column: str):
-    """Numbers as they are; text as numbers or dates/datetimes in one of TIME_FORMATS (the one that
-    parses most rows); anything left unparsed is an error naming its row."""
-    import polars as pl
-
-    if times.dtype.is_numeric():
-        return times.cast(pl.Float64).fill_nan(None).alias("time")  # NaN is a missing time, not the latest
-    if times.dtype in (pl.Date, pl.Datetime):
-        return times.cast(pl.Datetime("us")).dt.replace_time_zone(None).alias("time")
-    text = times.cast(pl.Utf8).str.strip_chars()
-    # 'NaN' / 'nan' parse as a float NaN, which would sort as the user's last event: count it as missing.
-    text = pl.when(text.str.to_lowercase() == "nan").then(None).otherwise(text)
-    text = pl.select(text.alias("time")).to_series()
-    parsed = text.cast(pl.Float64, strict=False)
-    if (parsed.is_null() & text.is_not_null()).any():
-        attempts = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in TIME_FORMATS]
-        parsed = max(attempts, key=lambda attempt: attempt.len() - attempt.null_count())
-    bad = (parsed.is_null() & text.is_not_null()).arg_true()
-    if len(bad):
-        row = int(bad[0])
-        raise GSASRecError(f"{path}: column {column!r}, data row {row + 1}: cannot parse timestamp "
-                           f"{text[row]!r} (expected a number or a date such as 2024-01-31 12:00:00)")
-    return parsed.alias("time")
+def with_times(frame, path: Path, options: ImportOptions, report: ImportReport):
+    """frame with its time column in seconds since 1970; bad values fail or are dropped."""
+    times = parse_time_column(frame["time"])
+    report.notes.append(f"timestamps read as: {times.describe() or 'none'}")
+    if times.bad_rows:
+        examples = ", ".join(f"data row {row + 1}: {frame['time'][row]!r}" for row in times.bad_rows[:3])
+        if options.on_bad_rows == "fail":
+            row = times.bad_rows[0]
+            raise GSASRecError(f"{path}: column {options.time_col!r}, data row {row + 1}: {frame['time'][row]!r} "
+                               f"is not a timestamp (expected {EXPECTED}); drop such rows with "
+                               f"--on-bad-rows drop")
+        report.bad_rows_dropped += len(times.bad_rows)
+        report.notes.append(f"{len(times.bad_rows)} rows with a bad timestamp dropped ({examples}"
+                            f"{', ...' if len(times.bad_rows) > 3 else ''})")
+    frame = frame.with_columns(times.seconds)
+    if times.bad_rows:
+        keep = np.ones(len(frame), dtype=bool)
+        keep[times.bad_rows] = False
+        frame = frame.filter(keep)
+    return frame
 
 
 def build_sequences(frame, options: ImportOptions, report: ImportReport):
-    """(Sequences of internal item ids per user, user external ids, item external ids)."""
+    """(Sequences of internal item ids per user, user external ids, item external ids, and each event's
+    time in the sequences' order, or None without a time column)."""
     import polars as pl
 
-    report.rows_read = len(frame)
-    frame = frame.with_row_index("row")
+    if "row" not in frame.columns:
+        report.rows_read = len(frame)
+        frame = frame.with_row_index("row")
     before = len(frame)
     frame = frame.drop_nulls(["user", "item"])
     report.missing_ids_dropped = before - len(frame)
-    refuse_unwritable_ids(frame)
+    frame = unwritable_ids(frame, options, report)
     if "time" in frame.columns:
         dropped = frame["time"].null_count()
         if dropped:
@@ -175,18 +194,30 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     offsets = offsets_of(counts)
     sequences = Sequences(items=frame["item_id"].to_numpy().astype(np.int64), offsets=offsets)
     report.users, report.items, report.interactions = len(users), len(items), len(frame)
-    return sequences, users["user"].to_list(), items["item"].to_list()
+    times = frame["time"].to_numpy() if "time" in frame.columns else None
+    return sequences, users["user"].to_list(), items["item"].to_list(), times
 
 
-def refuse_unwritable_ids(frame) -> None:
+def unwritable_ids(frame, options: ImportOptions, report: ImportReport):
+    """Ids with a tab or line break, which the id tables cannot hold: the import fails, or (on_bad_rows
+    "drop") their rows are dropped and counted."""
     import polars as pl
 
     for column in ("user", "item"):
-        bad = frame.filter(pl.col(column).str.contains(LINE_BREAKS_AND_TABS))
-        if len(bad):
-            row, value = int(bad["row"][0]), bad[column][0]
+        is_bad = pl.col(column).str.contains(LINE_BREAKS_AND_TABS)
+        bad = frame.filter(is_bad)
+        if not len(bad):
+            continue
+        row, value = int(bad["row"][0]), bad[column][0]
+        if options.on_bad_rows == "fail":
             raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
-                               f"which the id tables cannot hold; clean the ids first")
+                               f"which the id tables cannot hold; clean the ids first, or drop such rows "
+                               f"with --on-bad-rows drop")
+        frame = frame.filter(~is_bad)
+        report.bad_rows_dropped += len(bad)
+        report.notes.append(f"{len(bad)} rows whose {column} id holds a tab or line break dropped "
+                            f"(data row {row + 1}: {value!r}{', ...' if len(bad) > 1 else ''})")
+    return frame
 
 
 def filter_counts(frame, options: ImportOptions):
@@ -212,15 +243,32 @@ def first_appearance_ids(frame, column: str):
 
 
 def import_log(frame, name: str, datasets_dir: Path, options: ImportOptions, force: bool = False,
-               item_names: dict | None = None, source: str = "") -> tuple[Path, ImportReport]:
+               item_names: dict | None = None, source: str = "",
+               report: ImportReport | None = None) -> tuple[Path, ImportReport]:
     """Build and write dataset folder `name` from a user/item(/time) frame in file order."""
-    report = ImportReport()
-    sequences, user_ids, item_ids = build_sequences(frame, options, report)
-    is_validation = sample_validation_users(sequences.lengths, options.val_users, options.seed)
-    train, val, test = leave_one_out(sequences, is_validation)
+    report = report if report is not None else ImportReport()
+    sequences, user_ids, item_ids, times = build_sequences(frame, options, report)
+    if options.split == "time":
+        if times is None:
+            raise GSASRecError("--split time needs the time column: name it with --time-col")
+        train, val, test, split = time_split(sequences, times, options.test_start, options.val_start,
+                                             options.val_users, options.seed)
+        counts, split_users = split["counts"], split["users"]
+        report.notes.append(f"time split: {counts['test_users']} test users, {counts['validation_users']} "
+                            f"validation users, {counts['training_events']} training events of "
+                            f"{counts['training_users']} users")
+        if not (counts["test_users"] and counts["validation_users"] and counts["training_users"]):
+            raise GSASRecError(f"the time split leaves {counts['test_users']} test users, "
+                               f"{counts['validation_users']} validation users and {counts['training_users']} "
+                               f"training users; move --test-start (or --val-start) so that each has some")
+    else:
+        is_validation = sample_validation_users(sequences.lengths, options.val_users, options.seed)
+        train, val, test = leave_one_out(sequences, is_validation)
+        split_users = {"test": np.arange(1, len(sequences) + 1), "val": np.flatnonzero(is_validation) + 1}
     stats = {"num_users": report.users, "num_items": report.items, "num_interactions": report.interactions,
              "import": {"source": source, **asdict(options), **_report_counts(report)}}
-    extra = {USER_IDS: format_id_table(user_ids), ITEM_IDS: format_id_table(item_ids)}
+    extra = {USER_IDS: format_id_table(user_ids), ITEM_IDS: format_id_table(item_ids),
+             **{f"{name}/{SPLIT_USERS}": "".join(f"{u}\n" for u in users) for name, users in split_users.items()}}
     if item_names:
         extra[ITEM_NAMES] = format_names_table(
             {i: item_names[e] for i, e in enumerate(item_ids, start=1) if e in item_names})

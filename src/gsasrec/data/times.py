@@ -1,0 +1,121 @@
+"""Timestamps as real logs hold them, to seconds since 1970 (UTC), one column at a time.
+
+Accepted, mixed freely in one column: ISO 8601 dates and date-times (`2024-05-02`, `2024-05-02 10:00`,
+`2024-05-02T10:00:00.5Z`, `2024-05-02T10:00:00+02:00`, `2024/05/02`), and epoch numbers in seconds or
+milliseconds, told apart by size: a number of at least 1e11 is milliseconds (1e11 seconds would be the
+year 5138; 1e11 milliseconds is March 1973). A date-time without an offset is taken as UTC. Missing-value
+markers (MISSING) are missing; a value that is none of these is a bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+MILLISECONDS_FROM = 1e11
+# Written for a missing value by spreadsheets, databases and pandas; compared case-insensitively after
+# surrounding whitespace is removed.
+MISSING = ("", "na", "n/a", "nan", "null", "none", "nil")
+# Tried in turn on text normalised by _normalise (a 'T' between date and time, '+00:00' for 'Z', '-' in
+# dates); chrono's %z takes both +02:00 and +0200, and %.f an optional fraction.
+ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%.f%z")
+EXPECTED = "an ISO 8601 date or time (2024-05-02, 2024-05-02T10:00:00+02:00) or epoch seconds/milliseconds"
+
+
+@dataclass
+class ParsedTimes:
+    """Seconds since 1970 (None where missing or bad) and what each value was read as."""
+
+    seconds: object  # polars Series of Float64, the same length as the column
+    bad_rows: list = field(default_factory=list)  # 0-based indices of values that are no timestamp
+    kinds: dict = field(default_factory=dict)  # "ISO dates/times", "epoch seconds", ... -> count
+
+    def describe(self) -> str:
+        return ", ".join(f"{count} {kind}" for kind, count in self.kinds.items() if count)
+
+
+def missing_markers(text):
+    """A polars string expression or Series with MISSING markers (and surrounding whitespace) removed."""
+    import polars as pl
+
+    stripped = text.str.strip_chars()
+    return pl.when(stripped.str.to_lowercase().is_in(list(MISSING))).then(None).otherwise(stripped)
+
+
+def parse_time_column(times) -> ParsedTimes:
+    """A polars Series of numbers, dates, date-times or text, to ParsedTimes."""
+    import polars as pl
+
+    if times.dtype in (pl.Date, pl.Datetime):
+        seconds = times.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
+        return ParsedTimes(seconds.alias("time"), kinds={"dates/times": int(seconds.is_not_null().sum())})
+    if times.dtype.is_numeric():
+        numbers = times.cast(pl.Float64).fill_nan(None)  # NaN is a missing time, not the latest one
+        return _from_numbers(numbers)
+    text = pl.select(missing_markers(times.cast(pl.Utf8)).alias("time")).to_series()
+    numbers = text.cast(pl.Float64, strict=False)
+    numbers = pl.select(pl.when(numbers.is_finite()).then(numbers).otherwise(None)).to_series()
+    parsed = _from_numbers(numbers)
+    iso = _iso_seconds(text.filter(numbers.is_null() & text.is_not_null()))
+    seconds = parsed.seconds
+    if len(iso):
+        where = (numbers.is_null() & text.is_not_null()).arg_true()
+        seconds = seconds.scatter(where, iso)
+        parsed.kinds = {"ISO dates/times": int(iso.is_not_null().sum()), **parsed.kinds}
+    parsed.seconds = seconds.alias("time")
+    parsed.bad_rows = (seconds.is_null() & text.is_not_null()).arg_true().to_list()
+    return parsed
+
+
+def _from_numbers(numbers) -> ParsedTimes:
+    """Epoch numbers to seconds: milliseconds from MILLISECONDS_FROM up."""
+    import polars as pl
+
+    milliseconds = numbers.abs() >= MILLISECONDS_FROM
+    seconds = pl.select(pl.when(milliseconds).then(numbers / 1000).otherwise(numbers)).to_series()
+    in_ms = int(milliseconds.sum() or 0)
+    return ParsedTimes(seconds.alias("time"), kinds={
+        "epoch seconds": int(numbers.is_not_null().sum()) - in_ms, "epoch milliseconds": in_ms})
+
+
+def _iso_seconds(text):
+    """Float64 seconds of ISO 8601 text (None where it is not one)."""
+    import polars as pl
+
+    normal = _normalise(text)
+    attempts = [normal.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+                for fmt in ISO_FORMATS]
+    parsed = pl.select(pl.coalesce(attempts)).to_series()
+    seconds = parsed.dt.epoch("us").cast(pl.Float64) / 1e6
+    left = seconds.is_null().arg_true()
+    if len(left):  # forms chrono's formats miss (week dates, ordinal days): Python's own ISO parser
+        values = [_python_iso(value) for value in normal.gather(left).to_list()]
+        seconds = seconds.scatter(left, pl.Series(values, dtype=pl.Float64))
+    return seconds
+
+
+def _normalise(text):
+    return (text.str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", "$1-$2-$3")
+            .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T](\d)", "${1}T$2")
+            .str.replace(r"[Zz]$", "+00:00"))
+
+
+def _python_iso(value: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def parse_time_value(text: str, what: str) -> float:
+    """One timestamp given on the command line (such as --test-start), in seconds since 1970."""
+    import polars as pl
+
+    parsed = parse_time_column(pl.Series([text], dtype=pl.Utf8))
+    value = parsed.seconds[0]
+    if value is None:
+        raise ValueError(f"{what}: cannot read {text!r} as a time; expected {EXPECTED}")
+    return float(value)

@@ -1,0 +1,161 @@
+"""What real logs hold: mixed timestamp forms, missing-value markers, bad rows, ids with spaces; a split at
+a date; and users addressed by their own ids."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from gsasrec.cli import main
+from gsasrec.data.folder import SPLIT_USERS, USER_IDS, Sequences, read_dataset, read_id_table
+from gsasrec.data.split import time_split
+from gsasrec.data.times import parse_time_column
+
+
+def seconds(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=datetime.fromisoformat(text).tzinfo or timezone.utc).timestamp()
+
+
+def test_every_timestamp_form_in_one_column():
+    values = ["2024-05-02", "2024-05-02 10:00", "2024-05-02T10:00:00Z", "2024-05-02T10:00:00.250+02:00",
+              "2024-05-02T10:00:00+0200", "2024/05/02", "1714557600", "1714557600000", " N/A ", "null", "",
+              "NaN", None, "yesterday"]
+    parsed = parse_time_column(pl.Series(values, dtype=pl.Utf8))
+    expected = [seconds("2024-05-02"), seconds("2024-05-02T10:00"), seconds("2024-05-02T10:00:00+00:00"),
+                seconds("2024-05-02T10:00:00.250+02:00"), seconds("2024-05-02T10:00:00+02:00"), seconds("2024-05-02"),
+                1714557600.0, 1714557600.0] + [None] * 6
+    assert parsed.seconds.to_list()[:8] == pytest.approx(expected[:8])
+    assert parsed.seconds.to_list()[8:] == [None] * 6
+    assert parsed.bad_rows == [13]  # missing markers are missing, not bad
+    assert parsed.kinds == {"ISO dates/times": 6, "epoch seconds": 1, "epoch milliseconds": 1}
+    numbers = parse_time_column(pl.Series([5.0, 2e12, float("nan")]))
+    assert numbers.seconds.to_list() == [5.0, 2e9, None] and numbers.bad_rows == []
+
+
+GARDEN = """customer,product,when
+ cust_01 ,rake,2024-05-01
+cust_01,hose,2024-05-02T09:00:00Z
+cust_01,seeds,1714730400
+cust_01,gloves,2024-05-04T10:00:00+02:00
+cust_02,rake,N/A
+cust_02,hose,2024-05-01
+cust_02,seeds,2024-05-03 12:00
+cust_02,pots,someday
+cust_02,gloves,1714989600000
+N/A,rake,2024-05-01
+cust_03,rake,2024-05-01
+cust_03,hose,2024-05-02
+cust_03,pots,2024-05-03
+"""
+
+
+def import_garden(tmp_path, *extra, capsys=None):
+    log = tmp_path / "garden.csv"
+    log.write_text(GARDEN)
+    return main(["data", "import", "--interactions", str(log), "--name", "garden", "--datasets-dir",
+                 str(tmp_path / "d"), "--user-col", "customer", "--item-col", "product", "--time-col", "when",
+                 "--val-users", "1", *extra])
+
+
+def test_a_bad_timestamp_fails_naming_its_row_or_is_dropped_and_counted(tmp_path, capsys):
+    assert import_garden(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "column 'when', data row 8: 'someday' is not a timestamp" in err and "--on-bad-rows drop" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "d" / "garden").exists()
+    assert import_garden(tmp_path, "--on-bad-rows", "drop") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "1 bad rows dropped (--on-bad-rows drop)" in out
+    assert "1 rows with a bad timestamp dropped (data row 8: 'someday')" in out
+    assert "1 user ids had surrounding whitespace: trimmed" in out
+    assert "1 rows with a missing id dropped" in out and "1 rows with a missing timestamp dropped" in out
+    assert out[-2] == "3 users, 5 items, 10 interactions" and out[-1].startswith("wrote ")  # summary last
+    folder = tmp_path / "d" / "garden"
+    users = read_id_table(folder / USER_IDS)
+    assert users == ["cust_01", "cust_02", "cust_03"]  # ' cust_01 ' is cust_01, not a new user
+    dataset = read_dataset("garden", tmp_path / "d")
+    items = read_id_table(folder / "item_ids.tsv")
+    # cust_02: hose (05-01), seeds (05-03 12:00), gloves (epoch ms: 2024-05-06 10:00 UTC)
+    history = [items[i - 1] for i in dataset.test.inputs[1].tolist()] + [items[dataset.test.targets[1] - 1]]
+    assert history == ["hose", "seeds", "gloves"]
+
+
+def test_time_split_folders_by_hand(tmp_path, capsys):
+    # In UTC: cust_01 rake 05-01, hose 05-02 09:00, seeds 05-03 10:00, gloves 05-04 08:00; cust_02 hose
+    # 05-01, seeds 05-03 12:00, gloves 05-06 10:00; cust_03 rake 05-01, hose 05-02, pots 05-03.
+    assert import_garden(tmp_path, "--on-bad-rows", "drop", "--split", "time", "--test-start", "2024-05-04",
+                         "--val-start", "2024-05-02T12:00:00Z", "--val-users", "5") == 0
+    out = capsys.readouterr().out
+    assert "time split: 2 test users, 3 validation users, 4 training events of 2 users" in out
+    folder = tmp_path / "d" / "garden"
+    dataset = read_dataset("garden", tmp_path / "d")
+    items = read_id_table(folder / "item_ids.tsv")
+    name = lambda ids: [items[i - 1] for i in ids]  # noqa: E731
+
+    def held_out(split):
+        lines = (folder / split.name / SPLIT_USERS).read_text().split()
+        data = getattr(dataset, split.name)
+        return {u: (name(data.inputs[line].tolist()), items[data.targets[line] - 1]) for line, u in enumerate(lines)}
+
+    # test: users active from 05-04 (cust_03 is not), on their first event from then, with all before it
+    assert held_out(folder / "test") == {"1": (["rake", "hose", "seeds"], "gloves"), "2": (["hose", "seeds"], "gloves")}
+    assert held_out(folder / "val") == {"1": (["rake", "hose"], "seeds"), "2": (["hose"], "seeds"),
+                                        "3": (["rake", "hose"], "pots")}
+    # training: only events before --val-start; cust_02's single one trains nothing
+    assert [name(dataset.train[u].tolist()) for u in range(len(dataset.train))] == [["rake", "hose"]] * 2
+
+
+def test_time_split_keeps_every_event_after_the_cut_out_of_training():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 30, size=200)
+    sequences = Sequences.from_lists([rng.integers(1, 50, size=n).tolist() for n in lengths])
+    times = np.concatenate([np.sort(rng.uniform(0, 100, size=n)) for n in lengths])
+    train, val, test, split = time_split(sequences, times, test_start=70.0, val_start=None, val_users=20, seed=0)
+    starts = sequences.offsets[:-1]
+    for line, user in enumerate(split["users"]["test"] - 1):
+        user_times = times[starts[user]:starts[user] + lengths[user]]
+        kept = int((user_times < 70).sum())
+        assert test.inputs[line].tolist() == sequences[user][:kept].tolist()
+        assert test.targets[line] == sequences[user][kept] and user_times[kept] >= 70
+    assert len(test.targets) == sum(1 for n, u in zip(lengths, range(200))
+                                    if 0 < (times[starts[u]:starts[u] + n] < 70).sum() < n)
+    # training events are all before the cut, and no validation target is trained on
+    trained_total = sum(int((times[starts[u]:starts[u] + lengths[u]] < 70).sum()) for u in range(200))
+    assert int(train.lengths.sum()) <= trained_total - len(val.targets)
+    for line, user in enumerate(split["users"]["val"] - 1):
+        assert val.targets[line] == sequences[user][len(val.inputs[line])]
+        assert times[starts[user] + len(val.inputs[line])] < 70
+
+
+def test_recommend_takes_the_users_own_id(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    rows = [f"C{u:05d},i{(u + k) % 12},{k}" for u in range(40) for k in range(6)]
+    log.write_text("customer,item,t\n" + "\n".join(rows) + "\n")
+    datasets = tmp_path / "d"
+    assert main(["data", "import", "--interactions", str(log), "--name", "shop", "--datasets-dir", str(datasets),
+                 "--user-col", "customer", "--item-col", "item", "--time-col", "t", "--val-users", "4"]) == 0
+    assert main(["train", "--dataset", "shop", "--datasets-dir", str(datasets), "--max-steps", "3",
+                 "--set", "embedding_dim=16", "--output-dir", str(tmp_path / "run"), "--no-progress",
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--datasets-dir", str(datasets),
+                 "--user", "C00007", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["history"] == [f"i{(7 + k) % 12}" for k in range(5)]
+    assert main(["recommend", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--datasets-dir", str(datasets),
+                 "--user", "C99999"]) == 2
+    assert "user 'C99999' is not in" in capsys.readouterr().err
+
+
+def test_data_stats_draws_a_histogram_only_when_asked(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id\n" + "".join(f"u{u},i{k}\n" for u in range(10) for k in range(4)))
+    assert main(["data", "import", "--interactions", str(log), "--name", "s", "--datasets-dir",
+                 str(tmp_path / "d"), "--val-users", "2"]) == 0
+    result = subprocess.run([sys.executable, "-m", "gsasrec", "data", "stats", "s", "--datasets-dir",
+                             str(tmp_path / "d")], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and "users" in result.stdout
+    assert not list(tmp_path.glob("*.png"))
