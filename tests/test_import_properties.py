@@ -1,6 +1,6 @@
 """`gsasrec data import` over random small logs (hypothesis): hostile ids, duplicates, NaN and missing
-times, numbers mixed with dates, ids with surrounding whitespace. Each log either becomes a dataset folder that reads back consistently,
-or is refused with a one-line error that leaves nothing behind."""
+times, numbers mixed with dates, ids with surrounding whitespace. Each log either becomes a dataset folder
+that reads back consistently, or is refused with a one-line error that leaves nothing behind."""
 
 import contextlib
 import csv

@@ -30,7 +30,8 @@ def register(commands) -> None:
     add_model_options(recommend)
     source = recommend.add_mutually_exclusive_group(required=True)
     source.add_argument("--history", metavar='"ID ID ..."', help="item ids, oldest first, space-separated")
-    source.add_argument("--user", metavar="N", help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
+    source.add_argument("--user", metavar="ID",
+                        help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
                              "(an imported log), else the Nth line of the split's input")
     recommend.add_argument("--split", choices=("test", "val"), default="test", help="split for --user")
     recommend.add_argument("-k", type=positive_int, default=10, help="how many items (default 10)")

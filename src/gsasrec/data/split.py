@@ -54,8 +54,8 @@ def sample_validation_users(lengths: np.ndarray, count: int, seed: int) -> np.nd
 
 def time_split(sequences: Sequences, times: np.ndarray, test_start: float, val_start: float | None,
                val_users: int, seed: int) -> tuple[Sequences, Split, Split, dict]:
-    """(train, val, test, {"counts": ..., "users": {split: internal user id of each line}}) split at a moment instead of per user (times: each event's time, in the
-    sequences' order, seconds).
+    """(train, val, test, {"counts": ..., "users": {split: internal user id of each line}}), split at a
+    moment instead of per user (times: each event's time, in the sequences' order, seconds).
 
     Test: every user with an event at or after test_start and one before it; the target is the first event
     from test_start on, the input everything before test_start. Train: every event before val_start, or
