@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class RunOptions:
     precision: str = "fp32"  # "bf16": autocast matmuls to bfloat16; the loss stays float32
     compile: bool = False  # torch.compile the model for training steps
     config_notes: dict = field(default_factory=dict)  # field -> why it has its value, for <run>/config.py
+    # Called after each validation with (steps, metrics); True stops the run there, as early stopping
+    # does (tuning prunes a trial that is clearly behind with it). Single-process runs only.
+    after_validation: Callable[[int, dict], bool] | None = field(default=None, repr=False)
+    compare_baselines: bool = True  # print the baselines' validation figure beside the run's at its end
 
 
 @dataclass
@@ -286,7 +291,7 @@ class Trainer:
                 p.seconds = time.perf_counter() - started
                 self.save_last()
         result = self.result(started)
-        if world.is_main:
+        if world.is_main and self.options.compare_baselines:
             result.baselines = self.compare_with_baselines()
         return result
 
@@ -337,6 +342,8 @@ class Trainer:
                 record["epoch_steps"] = p.batch
             tqdm.write(record_epoch(self.run_dir, record, config.val_metric))
             stop = p.epochs_without_improvement >= config.early_stopping_patience
+            if self.options.after_validation is not None and self.options.after_validation(p.steps, metrics):
+                stop = True
         return bool(from_main(self.world, int(stop)))
 
     def stop_interrupted(self, started: float) -> RunResult:

@@ -3,6 +3,7 @@ examples. Handlers parse, call the library and print; user errors (GSASRecError)
 stderr and exit code 2.
 
     train.py      gsasrec train
+    tune.py       gsasrec tune
     evaluate.py   gsasrec evaluate
     data.py       gsasrec data ml1m | import | steam | gowalla | stats
     serving.py    gsasrec recommend | serve | export
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gsasrec.cli import data, evaluate, runs, serving, train
+    from gsasrec.cli import data, evaluate, runs, serving, train, tune
 
     parser = argparse.ArgumentParser(
         prog="gsasrec", formatter_class=formatter,
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="run 'gsasrec COMMAND --help' for a command's options and examples")
     parser.add_argument("--version", action="version", version=f"gsasrec {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (train, evaluate, data, serving, runs):
+    for group in (train, tune, evaluate, data, serving, runs):
         group.register(commands)
     refuse_abbreviations(parser)
     return parser
