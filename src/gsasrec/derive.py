@@ -30,6 +30,13 @@ MAX_SEQUENCE_LENGTH = 200  # the reference's window: longer ones cost quadratica
 WIDTHS = ((200_000, 64), (2_000_000, 128))
 WIDEST = 256
 MAX_NEGATIVES = 256  # gSASRec's ML-1M setting; more cost a slower step (RESULTS.md)
+# Training positions per batch: ML-1M's 128 users hold about this many; users with short histories are
+# batched more at a time (a power of two, up to MAX_BATCH), so that a step does a similar amount of work.
+BATCH_POSITIONS = 16_384
+MAX_BATCH = 1024
+# Above this share of repeated events (an item the user already had), rated items are left recommendable:
+# filtering them would rule out most right answers (a music log, a shop's consumables).
+REPEATS_ALLOWED = 0.1
 
 
 @dataclass
@@ -45,6 +52,15 @@ def history_lengths(dataset: Dataset) -> np.ndarray:
     return dataset.test.inputs.lengths + 1
 
 
+def repeat_share(sequences) -> float:
+    """The share of events whose item already appeared earlier in the same user's sequence."""
+    if len(sequences.items) == 0:
+        return 0.0
+    users = np.repeat(np.arange(len(sequences)), sequences.lengths)
+    distinct = len(np.unique(users * (int(sequences.items.max()) + 1) + sequences.items))
+    return 1.0 - distinct / len(sequences.items)
+
+
 def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: float | None = None,
                   max_minutes: float | None = None) -> DerivedConfig:
     """The config for `dataset` and a budget of max_steps, or of max_minutes at step_seconds a step."""
@@ -56,6 +72,9 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
     embedding_dim = next((dim for limit, dim in WIDTHS if interactions < limit), WIDEST)
     negatives = max(1, min(MAX_NEGATIVES, num_items // 4))
     longer = float(np.mean(lengths > sequence_length + 1))
+    window = float(np.mean(np.minimum(dataset.train.lengths, sequence_length + 1)))
+    batch = int(min(MAX_BATCH, max(128, 2 ** round(math.log2(BATCH_POSITIONS / max(window, 1.0))))))
+    repeats = repeat_share(dataset.train)
     if max_steps is None:
         if step_seconds is None or max_minutes is None:
             raise GSASRecError("derive_config needs max_steps, or max_minutes and step_seconds")
@@ -74,8 +93,9 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
         "dropout_rate": 0.3,
         "negs_per_pos": negatives,
         "gbce_t": 0.75,
-        "train_batch_size": 128,
-        "learning_rate": 0.001,
+        "train_batch_size": batch,
+        "learning_rate": round(0.001 * math.sqrt(batch / 128), 6),
+        "filter_rated": repeats <= REPEATS_ALLOWED,
         "lr_decay_steps": decay_steps,
         "random_windows": longer > 0,
         "max_batches_per_epoch": 100,
@@ -90,8 +110,12 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
         "dropout_rate": "0.3 beat 0.5 on ML-1M in a ten-minute budget (RESULTS.md)",
         "negs_per_pos": f"{num_items:,} items: a quarter of the catalogue, at most {MAX_NEGATIVES}",
         "gbce_t": "gSASRec's setting from the paper",
-        "train_batch_size": "the seed's",
-        "learning_rate": "the seed's, with the decay below",
+        "train_batch_size": f"training windows of {window:.0f} items on average: about {BATCH_POSITIONS:,} "
+                            f"positions a batch (a power of two, 128 to {MAX_BATCH})",
+        "learning_rate": "the seed's 0.001 at batch 128, times the square root of the batch's growth",
+        "filter_rated": (f"{repeats:.0%} of the training events repeat an item the user already had: "
+                         + ("rated items stay recommendable" if repeats > REPEATS_ALLOWED
+                            else "rated items are not recommended")),
         "lr_decay_steps": f"cosine decay over {decay_reason}",
         "random_windows": (f"{longer:.0%} of the histories are longer than the window: train on a random "
                            f"window of each" if longer > 0 else "every history fits the window"),
