@@ -34,6 +34,7 @@ def test_every_timestamp_form_in_one_column():
     assert parsed.kinds == {"ISO dates/times": 6, "epoch seconds": 1, "epoch milliseconds": 1}
     numbers = parse_time_column(pl.Series([5.0, 2e12, float("nan")]))
     assert numbers.seconds.to_list() == [5.0, 2e9, None] and numbers.bad_rows == []
+    assert numbers.kinds == {"epoch seconds": 1, "epoch milliseconds": 1}  # NaN is missing, not milliseconds
 
 
 GARDEN = """customer,product,when

@@ -42,6 +42,36 @@ def missing_markers(text):
     return pl.when(stripped.str.to_lowercase().is_in(list(MISSING))).then(None).otherwise(stripped)
 
 
+def time_expressions(text):
+    """(seconds, kind) polars expressions over a string expression `text` already cleared of missing
+    markers: seconds since 1970 (None where missing or unread) and what each value was read as ("iso",
+    "seconds", "milliseconds", or None). Expressions, so that a lazy, streamed import uses the same rules."""
+    import polars as pl
+
+    numbers = text.cast(pl.Float64, strict=False)
+    numbers = pl.when(numbers.is_finite()).then(numbers).otherwise(None)
+    iso = pl.coalesce([_normalise(text).str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+                       for fmt in ISO_FORMATS]).dt.epoch("us").cast(pl.Float64) / 1e6
+    milliseconds = numbers.abs() >= MILLISECONDS_FROM
+    seconds = (pl.when(numbers.is_not_null()).then(pl.when(milliseconds).then(numbers / 1000).otherwise(numbers))
+               .otherwise(iso))
+    kind = (pl.when(numbers.is_not_null()).then(pl.when(milliseconds).then(pl.lit("milliseconds"))
+                                                  .otherwise(pl.lit("seconds")))
+            .when(iso.is_not_null()).then(pl.lit("iso")).otherwise(None))
+    return seconds, kind
+
+
+KIND_NAMES = {"iso": "ISO dates/times", "seconds": "epoch seconds", "milliseconds": "epoch milliseconds"}
+
+
+def numeric_seconds(values):
+    """Seconds of an expression of numbers (epoch seconds, or milliseconds from MILLISECONDS_FROM up)."""
+    import polars as pl
+
+    numbers = values.cast(pl.Float64).fill_nan(None)  # NaN is a missing time, not the latest one
+    return pl.when(numbers.abs() >= MILLISECONDS_FROM).then(numbers / 1000).otherwise(numbers)
+
+
 def parse_time_column(times) -> ParsedTimes:
     """A polars Series of numbers, dates, date-times or text, to ParsedTimes."""
     import polars as pl
@@ -50,48 +80,24 @@ def parse_time_column(times) -> ParsedTimes:
         seconds = times.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
         return ParsedTimes(seconds.alias("time"), kinds={"dates/times": int(seconds.is_not_null().sum())})
     if times.dtype.is_numeric():
-        numbers = times.cast(pl.Float64).fill_nan(None)  # NaN is a missing time, not the latest one
-        return _from_numbers(numbers)
-    text = pl.select(missing_markers(times.cast(pl.Utf8)).alias("time")).to_series()
-    numbers = text.cast(pl.Float64, strict=False)
-    numbers = pl.select(pl.when(numbers.is_finite()).then(numbers).otherwise(None)).to_series()
-    parsed = _from_numbers(numbers)
-    iso = _iso_seconds(text.filter(numbers.is_null() & text.is_not_null()))
-    seconds = parsed.seconds
-    if len(iso):
-        where = (numbers.is_null() & text.is_not_null()).arg_true()
-        seconds = seconds.scatter(where, iso)
-        parsed.kinds = {"ISO dates/times": int(iso.is_not_null().sum()), **parsed.kinds}
-    parsed.seconds = seconds.alias("time")
-    parsed.bad_rows = (seconds.is_null() & text.is_not_null()).arg_true().to_list()
-    return parsed
-
-
-def _from_numbers(numbers) -> ParsedTimes:
-    """Epoch numbers to seconds: milliseconds from MILLISECONDS_FROM up."""
-    import polars as pl
-
-    milliseconds = numbers.abs() >= MILLISECONDS_FROM
-    seconds = pl.select(pl.when(milliseconds).then(numbers / 1000).otherwise(numbers)).to_series()
-    in_ms = int(milliseconds.sum() or 0)
-    return ParsedTimes(seconds.alias("time"), kinds={
-        "epoch seconds": int(numbers.is_not_null().sum()) - in_ms, "epoch milliseconds": in_ms})
-
-
-def _iso_seconds(text):
-    """Float64 seconds of ISO 8601 text (None where it is not one)."""
-    import polars as pl
-
-    normal = _normalise(text)
-    attempts = [normal.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-                for fmt in ISO_FORMATS]
-    parsed = pl.select(pl.coalesce(attempts)).to_series()
-    seconds = parsed.dt.epoch("us").cast(pl.Float64) / 1e6
-    left = seconds.is_null().arg_true()
+        seconds = pl.DataFrame({"time": times}).select(numeric_seconds(pl.col("time")))["time"]
+        # (NaN sorts above every number in polars: missing first, then compared)
+        in_ms = int((times.cast(pl.Float64).fill_nan(None).abs() >= MILLISECONDS_FROM).sum() or 0)
+        return ParsedTimes(seconds, kinds={"epoch seconds": int(seconds.is_not_null().sum()) - in_ms,
+                                           "epoch milliseconds": in_ms})
+    text = pl.DataFrame({"time": times.cast(pl.Utf8)}).select(missing_markers(pl.col("time")).alias("time"))["time"]
+    seconds_expr, kind_expr = time_expressions(pl.col("time"))
+    frame = pl.DataFrame({"time": text}).select(seconds_expr.alias("seconds"), kind_expr.alias("kind"))
+    seconds, kind = frame["seconds"], frame["kind"]
+    left = (seconds.is_null() & text.is_not_null()).arg_true()
     if len(left):  # forms chrono's formats miss (week dates, ordinal days): Python's own ISO parser
-        values = [_python_iso(value) for value in normal.gather(left).to_list()]
+        normal = pl.DataFrame({"t": text.gather(left)}).select(_normalise(pl.col("t")))["t"]
+        values = [_python_iso(value) for value in normal.to_list()]
         seconds = seconds.scatter(left, pl.Series(values, dtype=pl.Float64))
-    return seconds
+        kind = kind.scatter(left, pl.Series(["iso" if v is not None else None for v in values], dtype=pl.Utf8))
+    found = dict(zip(*kind.drop_nulls().value_counts().to_dict(as_series=False).values()))
+    kinds = {KIND_NAMES[k]: int(found.get(k, 0)) for k in KIND_NAMES}
+    return ParsedTimes(seconds.alias("time"), (seconds.is_null() & text.is_not_null()).arg_true().to_list(), kinds)
 
 
 def _normalise(text):
