@@ -1,6 +1,7 @@
 """What real logs hold: mixed timestamp forms, missing-value markers, bad rows, ids with spaces; a split at
 a date; and users addressed by their own ids."""
 
+import filecmp
 import json
 import subprocess
 import sys
@@ -160,3 +161,57 @@ def test_data_stats_draws_a_histogram_only_when_asked(tmp_path):
                              str(tmp_path / "d")], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0 and "users" in result.stdout
     assert not list(tmp_path.glob("*.png"))
+
+
+STREAMED_LOG = """u,i,t
+ a ,x,2024-01-01
+a,y,2024-01-02T10:00:00Z
+a,z,1704200000
+b,x,N/A
+b,y,2024-01-01
+b,z,2024-01-01
+b,w,bad
+c,x,2024-01-05
+c,q,2024-01-03
+c,z,1704300000000
+d,x,2024-01-01
+,y,2024-01-02
+e,x,2024-01-01
+e,y,2024-01-09
+e,w,2024-01-04
+"""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("extra", [[], ["--split", "time", "--test-start", "2024-01-03"],
+                                   ["--min-item-interactions", "2", "--k-core"]])
+def test_streaming_import_writes_the_same_folder(tmp_path, fmt, extra, capsys):
+    log = tmp_path / f"log.{fmt}"
+    if fmt == "csv":
+        log.write_text(STREAMED_LOG)
+    else:
+        import io
+
+        pl.read_csv(io.StringIO(STREAMED_LOG), infer_schema=False).write_parquet(log)
+    reports = []
+    for name, streaming in (("memory", []), ("streamed", ["--streaming"])):
+        assert main(["data", "import", "--interactions", str(log), "--name", name, "--datasets-dir",
+                     str(tmp_path / "d"), "--user-col", "u", "--item-col", "i", "--time-col", "t",
+                     "--on-bad-rows", "drop", "--val-users", "2", *extra, *streaming]) == 0
+        reports.append(capsys.readouterr().out.splitlines()[:-1])  # all but "wrote <folder>"
+    assert reports[0] == reports[1]
+    compared = filecmp.dircmp(tmp_path / "d" / "memory", tmp_path / "d" / "streamed")
+    assert compared.diff_files == [] and compared.left_only == [] and compared.right_only == []
+    for sub in ("train", "val", "test"):
+        assert filecmp.cmpfiles(tmp_path / "d" / "memory" / sub, tmp_path / "d" / "streamed" / sub,
+                                [p.name for p in (tmp_path / "d" / "memory" / sub).iterdir()], shallow=False)[1:] == ([], [])
+    stats = [json.loads((tmp_path / "d" / n / "dataset_stats.json").read_text()) for n in ("memory", "streamed")]
+    assert stats[0]["num_interactions"] == stats[1]["num_interactions"]
+
+
+def test_streaming_refuses_a_bad_timestamp_like_the_in_memory_import(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text(STREAMED_LOG)
+    assert main(["data", "import", "--interactions", str(log), "--name", "s", "--datasets-dir", str(tmp_path / "d"),
+                 "--user-col", "u", "--item-col", "i", "--time-col", "t", "--streaming"]) == 2
+    assert "column 't', data row 7: 'bad' is not a timestamp" in capsys.readouterr().err

@@ -129,8 +129,9 @@ def tune(dataset: Dataset, options: TuneOptions, report=print) -> GSASRecExperim
 
         started = time.perf_counter()
         result = train(config, dataset, RunOptions(
-            output_dir=options.output_dir / f"trial-{trial.number}", device=device, seed=options.seed + trial.number,
-            max_minutes=options.minutes_per_trial, max_steps=options.steps_per_trial, progress=False, precision=options.precision, force=True,
+            output_dir=options.output_dir / f"trial-{trial.number}", device=device,
+            seed=options.seed + trial.number, max_minutes=options.minutes_per_trial,
+            max_steps=options.steps_per_trial, progress=False, precision=options.precision, force=True,
             after_validation=after_validation, compare_baselines=False))
         if result.interrupted:  # Ctrl-C or SIGTERM: the trial fails (a rerun resumes the study) and tune stops
             raise KeyboardInterrupt

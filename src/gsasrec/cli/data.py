@@ -75,6 +75,10 @@ def register(commands) -> None:
     log.add_argument("--min-user-interactions", type=positive_int, default=0, metavar="K",
                      help="drop users with fewer than K events")
     log.add_argument("--k-core", action="store_true", help="repeat both filters until nothing changes")
+    log.add_argument("--streaming", action="store_true",
+                     help="read the log with Polars' streaming engine, holding only its ids and a table of "
+                          "numbers, never its text (the default for CSV/TSV/Parquet files over a tenth of the "
+                          "memory available)")
     log.add_argument("--item-names", metavar="FILE",
                      help="table of external item id (first column) and title (second column)")
     add_split_options(log)
@@ -129,11 +133,14 @@ def run_import(args: argparse.Namespace) -> None:
     from gsasrec.data.interactions import (
         ImportOptions,
         ImportReport,
+        build_sequences,
+        check_log_file,
         detect_format,
-        import_log,
         read_item_names,
         read_log,
+        write_import,
     )
+    from gsasrec.data.streaming import should_stream, streamed_sequences
     from gsasrec.progress import JobProgress
 
     options = ImportOptions(user_col=args.user_col, item_col=args.item_col, time_col=args.time_col,
@@ -147,12 +154,18 @@ def run_import(args: argparse.Namespace) -> None:
     if folder.exists() and not args.force:  # before the (possibly long) read of the log
         raise GSASRecError(f"dataset folder {folder} already exists (use --force to replace it)")
     report = ImportReport()
-    with JobProgress(f"importing {source.name}: reading") as progress:
-        frame = read_log(source, detect_format(source, args.format), options, report)
+    fmt = detect_format(source, args.format)
+    streaming = args.streaming or (source.is_file() and fmt != "jsonl" and should_stream(source))
+    with JobProgress(f"importing {source.name}: reading{' (streaming)' if streaming else ''}") as progress:
         names = read_item_names(Path(args.item_names)) if args.item_names else None
+        if streaming:
+            check_log_file(source)
+            built = streamed_sequences(source, fmt, options, report)
+        else:
+            built = build_sequences(read_log(source, fmt, options, report), options, report)
         progress.stage(f"importing {source.name}: splitting and writing {folder}")
-        path, report = import_log(frame, args.name, datasets_dir, options, force=args.force, item_names=names,
-                                  source=str(source), report=report)
+        path, report = write_import(*built, args.name, datasets_dir, options, args.force, names, str(source),
+                                    report)
     print_report(path, report)
 
 

@@ -87,6 +87,15 @@ def detect_format(path: Path, given: str | None) -> str:
     return fmt
 
 
+def check_log_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise GSASRecError(f"interactions file {path} not found")
+    if path.stat().st_size == 0:
+        raise GSASRecError(f"{path}: the file is empty")
+    return path
+
+
 def read_log(path: Path, fmt: str, options: ImportOptions, report: ImportReport | None = None):
     """The user, item (and time) columns of a log file as a polars DataFrame named user, item, time (seconds
     since 1970). Ids are trimmed of surrounding whitespace, missing-value markers (N/A, null, ...) become
@@ -95,11 +104,7 @@ def read_log(path: Path, fmt: str, options: ImportOptions, report: ImportReport 
     import polars as pl
 
     report = report if report is not None else ImportReport()
-    path = Path(path)
-    if not path.is_file():
-        raise GSASRecError(f"interactions file {path} not found")
-    if path.stat().st_size == 0:
-        raise GSASRecError(f"{path}: the file is empty")
+    path = check_log_file(path)
     wanted = [options.user_col, options.item_col] + ([options.time_col] if options.time_col else [])
     try:
         if fmt in ("csv", "tsv"):
@@ -247,7 +252,15 @@ def import_log(frame, name: str, datasets_dir: Path, options: ImportOptions, for
                report: ImportReport | None = None) -> tuple[Path, ImportReport]:
     """Build and write dataset folder `name` from a user/item(/time) frame in file order."""
     report = report if report is not None else ImportReport()
-    sequences, user_ids, item_ids, times = build_sequences(frame, options, report)
+    return write_import(*build_sequences(frame, options, report), name, datasets_dir, options, force,
+                        item_names, source, report)
+
+
+def write_import(sequences: Sequences, user_ids: list, item_ids: list, times: np.ndarray | None, name: str,
+                 datasets_dir: Path, options: ImportOptions, force: bool, item_names: dict | None, source: str,
+                 report: ImportReport) -> tuple[Path, ImportReport]:
+    """Split the users' sequences (leave-one-out, or at a time) and write the dataset folder with its id
+    tables."""
     if options.split == "time":
         if times is None:
             raise GSASRecError("--split time needs the time column: name it with --time-col")
