@@ -203,8 +203,9 @@ def test_streaming_import_writes_the_same_folder(tmp_path, fmt, extra, capsys):
     compared = filecmp.dircmp(tmp_path / "d" / "memory", tmp_path / "d" / "streamed")
     assert compared.diff_files == [] and compared.left_only == [] and compared.right_only == []
     for sub in ("train", "val", "test"):
-        assert filecmp.cmpfiles(tmp_path / "d" / "memory" / sub, tmp_path / "d" / "streamed" / sub,
-                                [p.name for p in (tmp_path / "d" / "memory" / sub).iterdir()], shallow=False)[1:] == ([], [])
+        memory, streamed = tmp_path / "d" / "memory" / sub, tmp_path / "d" / "streamed" / sub
+        names = [p.name for p in memory.iterdir()]
+        assert filecmp.cmpfiles(memory, streamed, names, shallow=False)[1:] == ([], [])
     stats = [json.loads((tmp_path / "d" / n / "dataset_stats.json").read_text()) for n in ("memory", "streamed")]
     assert stats[0]["num_interactions"] == stats[1]["num_interactions"]
 
