@@ -198,8 +198,7 @@ def filter_counts(lazy, options):
             lazy = at_least(lazy, "item", options.min_item_interactions)
         if options.min_user_interactions > 1:
             lazy = at_least(lazy, "user", options.min_user_interactions)
-        if not options.k_core:
-            return lazy
-        lazy = collect(lazy).lazy()  # a k-core repeats the filters on their own result: materialise it
-        if int(collect(lazy.select(pl.len()))[0, 0]) == before:
+        # A k-core repeats the filters on their own result; the query grows by one pair of group-bys a
+        # round and is run again from the file, so memory stays flat (a handful of rounds, typically).
+        if not options.k_core or int(collect(lazy.select(pl.len()))[0, 0]) == before:
             return lazy
