@@ -240,7 +240,21 @@ def clear_leftovers(path: Path) -> None:
 
 def format_sequences(sequences: Sequences) -> str:
     """The file text of one id sequence per line."""
-    return "".join(" ".join(map(str, sequences[u].tolist())) + "\n" for u in range(len(sequences)))
+    return "".join(sequence_text_chunks(sequences))
+
+
+def sequence_text_chunks(sequences: Sequences, users_per_chunk: int = 20_000):
+    """format_sequences' text in pieces of users_per_chunk lines, so that a writer of a log of a hundred
+    million events never holds all of it."""
+    for start in range(0, len(sequences), users_per_chunk):
+        stop = min(start + users_per_chunk, len(sequences))
+        items = sequences.items[sequences.offsets[start]:sequences.offsets[stop]].tolist()
+        ends = (sequences.offsets[start + 1:stop + 1] - sequences.offsets[start]).tolist()
+        lines, begin = [], 0
+        for end in ends:
+            lines.append(" ".join(map(str, items[begin:end])) + "\n")
+            begin = end
+        yield "".join(lines)
 
 
 def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, test: Split,
@@ -258,20 +272,20 @@ def write_dataset(path: str | Path, stats: dict, train: Sequences, val: Split, t
         clear_leftovers(path)
         temporary = _temporary_folder(path, "writing")
         try:
-            files = {"dataset_stats.json": json.dumps(stats, indent=4),
-                     "train/input.txt": format_sequences(train)}
+            # Text files as pieces written one after another (the sequences' text is never whole in memory).
+            files = {"dataset_stats.json": [json.dumps(stats, indent=4)],
+                     "train/input.txt": sequence_text_chunks(train)}
             for name, split in (("val", val), ("test", test)):
-                files[f"{name}/input.txt"] = format_sequences(split.inputs)
-                files[f"{name}/output.txt"] = "".join(f"{int(t)}\n" for t in split.targets)
-            files.update(extra_files or {})
+                files[f"{name}/input.txt"] = sequence_text_chunks(split.inputs)
+                files[f"{name}/output.txt"] = ["".join(f"{t}\n" for t in split.targets.tolist())]
+            files.update({relative: [text] for relative, text in (extra_files or {}).items()})
             try:
-                for relative, text in files.items():
+                for relative, pieces in files.items():
                     target = temporary / relative
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    if isinstance(text, bytes):
-                        target.write_bytes(text)
-                    else:
-                        target.write_text(text, encoding="utf-8")
+                    with open(target, "wb") as out:
+                        for piece in pieces:
+                            out.write(piece if isinstance(piece, bytes) else piece.encode("utf-8"))
             except OSError as error:  # a full disk, a quota: the half-written folder goes (finally below)
                 reason = error.strerror or first_line(error)
                 raise GSASRecError(f"cannot write dataset folder {path}: {reason}") from None

@@ -162,9 +162,10 @@ def with_times(frame, path: Path, options: ImportOptions, report: ImportReport):
     return frame
 
 
-def build_sequences(frame, options: ImportOptions, report: ImportReport):
+def build_sequences(frame, options: ImportOptions, report: ImportReport, check_ids: bool = True):
     """(Sequences of internal item ids per user, user external ids, item external ids, and each event's
-    time in the sequences' order, or None without a time column)."""
+    time in the sequences' order, or None without a time column). check_ids=False: the ids are codes of a
+    caller that checked the text ids itself (data.streaming)."""
     import polars as pl
 
     if "row" not in frame.columns:
@@ -173,7 +174,8 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport):
     before = len(frame)
     frame = frame.drop_nulls(["user", "item"])
     report.missing_ids_dropped = before - len(frame)
-    frame = unwritable_ids(frame, options, report)
+    if check_ids:
+        frame = unwritable_ids(frame, options, report)
     if "time" in frame.columns:
         dropped = frame["time"].null_count()
         if dropped:

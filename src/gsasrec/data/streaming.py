@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from gsasrec.data.folder import LINE_BREAKS_AND_TABS, Sequences, offsets_of
+from gsasrec.data.folder import LINE_BREAKS_AND_TABS
+from gsasrec.data.interactions import build_sequences
 from gsasrec.data.times import (
     EXPECTED,
     KIND_NAMES,
@@ -89,116 +88,91 @@ def collect(lazy):
     return lazy.collect(engine="streaming")
 
 
+KIND_CODES = list(ALL_KINDS)  # the kind column of the numeric table: an index into this list
+
+
 def streamed_sequences(path: Path, fmt: str, options, report):
-    """What interactions.build_sequences returns (sequences, user ids, item ids, times), from the file."""
+    """What interactions.build_sequences returns (sequences, user ids, item ids, times), from the file.
+
+    Three streamed passes: the distinct user ids, the distinct item ids, then the log as a table of numbers
+    (user and item codes, time, row, flags), about 20 bytes a row. What follows is the in-memory import on
+    that table, whose ids are codes: the text of the ids is held once per distinct id."""
     import polars as pl
 
     lazy = scan_log(path, fmt, options)
     timed = options.time_col is not None
-    counts = collect(lazy.select(
-        pl.len().alias("rows"),
-        (pl.col("raw_user") != pl.col("raw_user").str.strip_chars()).sum().alias("user"),
-        (pl.col("raw_item") != pl.col("raw_item").str.strip_chars()).sum().alias("item"),
-        *([(pl.col("kind") == k).sum().alias(k) for k in ALL_KINDS] + [pl.col("bad_time").sum().alias("bad")]
-          if timed else [])))
-    report.rows_read = int(counts["rows"][0])
+    codes = {column: collect(lazy.select(column).drop_nulls().unique()).with_row_index("code")
+             for column in ("user", "item")}
+    flags = [(pl.col("raw_user") != pl.col("raw_user").str.strip_chars()).alias("trimmed_user"),
+             (pl.col("raw_item") != pl.col("raw_item").str.strip_chars()).alias("trimmed_item")]
+    if timed:
+        kind = pl.col("kind").replace_strict(KIND_CODES, list(range(len(KIND_CODES))), default=None,
+                                             return_dtype=pl.UInt8)
+        flags += [kind.alias("kind"), pl.col("time"), pl.col("bad_time")]
+    table = collect(lazy.join(codes["user"].lazy().rename({"code": "user_code"}), on="user", how="left")
+                    .join(codes["item"].lazy().rename({"code": "item_code"}), on="item", how="left")
+                    .select(pl.col("user_code").alias("user"), pl.col("item_code").alias("item"), *flags,
+                            pl.col("row").cast(pl.UInt32)))  # logs of up to 4 billion rows
+    table = table.sort("row")  # file order (a streamed join may not keep it)
+    report.rows_read = len(table)
     for column in ("user", "item"):
-        if counts[column][0]:
-            report.notes.append(f"{counts[column][0]} {column} ids had surrounding whitespace: trimmed")
+        trimmed = int(table[f"trimmed_{column}"].sum())
+        if trimmed:
+            report.notes.append(f"{trimmed} {column} ids had surrounding whitespace: trimmed")
+    table = table.drop("trimmed_user", "trimmed_item")
     if timed:
-        kinds = ", ".join(f"{counts[k][0]} {name}" for k, name in ALL_KINDS.items() if counts[k][0])
-        report.notes.append(f"timestamps read as: {kinds or 'none'}")
-        bad = int(counts["bad"][0])
-        if bad:
-            examples = collect(lazy.filter(pl.col("bad_time")).select("row", "raw_time").head(3))
-            shown = ", ".join(f"data row {r + 1}: {str(v)!r}" for r, v in examples.iter_rows())
-            if options.on_bad_rows == "fail":
-                row, value = examples.row(0)
-                raise GSASRecError(f"{path}: column {options.time_col!r}, data row {row + 1}: {str(value)!r} is not "
-                                   f"a timestamp (expected {EXPECTED}); drop such rows with --on-bad-rows drop")
-            report.bad_rows_dropped += bad
-            report.notes.append(f"{bad} rows with a bad timestamp dropped ({shown}{', ...' if bad > 3 else ''})")
-            lazy = lazy.filter(~pl.col("bad_time"))
-    before = report.rows_read - report.bad_rows_dropped
-    lazy = lazy.drop_nulls(["user", "item"])
-    remaining = int(collect(lazy.select(pl.len()))[0, 0])
-    report.missing_ids_dropped = before - remaining
-    lazy, unwritable = drop_unwritable(lazy, options, report)
-    remaining -= unwritable
-    if timed:
-        missing_time = int(collect(lazy.select(pl.col("time").null_count()))[0, 0])
-        if missing_time:
-            lazy = lazy.drop_nulls(["time"])
-            report.notes.append(f"{missing_time} rows with a missing timestamp dropped")
-            remaining -= missing_time
-    lazy = lazy.select("user", "item", *(["time"] if timed else []), "row")
-    lazy = filter_counts(lazy, options)
-    after = int(collect(lazy.select(pl.len()))[0, 0])
-    report.filtered_out = remaining - after
-    users = collect(lazy.group_by("user").agg(pl.len().alias("events"), pl.col("row").min().alias("first")))
-    single = users.filter(pl.col("events") < 2)
-    report.single_event_users_skipped = len(single)
-    users = users.filter(pl.col("events") >= 2)
-    if len(users) == 0:
-        raise GSASRecError("no interactions left after dropping missing ids, filtering and skipping "
-                           "single-event users; lower --min-user-interactions / --min-item-interactions")
-    lazy = lazy.join(users.lazy().select("user"), on="user", how="semi")
-    # Numbered in order of first appearance among the rows kept, as the in-memory path does.
-    users = users.sort("first").with_row_index("user_id", offset=1)
-    items = collect(lazy.group_by("item").agg(pl.col("row").min().alias("first"))).sort("first") \
-        .with_row_index("item_id", offset=1)
-    events = collect(lazy.join(users.lazy().select("user", "user_id"), on="user")
-                     .join(items.lazy().select("item", "item_id"), on="item")
-                     .select("user_id", "item_id", *(["time"] if timed else []), "row"))
-    events = events.sort(["user_id"] + (["time"] if timed else []) + ["row"])
-    counts = events.group_by("user_id").len().sort("user_id")["len"].to_numpy()
-    sequences = Sequences(items=events["item_id"].to_numpy().astype(np.int64), offsets=offsets_of(counts))
-    report.users, report.items, report.interactions = len(users), len(items), len(events)
-    times = events["time"].to_numpy() if timed else None
-    return sequences, users["user"].to_list(), items["item"].to_list(), times
+        table = drop_bad_times(table, lazy, path, options, report)
+    table = drop_unwritable(table, codes, options, report)
+    sequences, user_codes, item_codes, times = build_sequences(table, options, report, check_ids=False)
+    users = codes["user"].sort("code")["user"]
+    items = codes["item"].sort("code")["item"]
+    return sequences, users.gather(user_codes).to_list(), items.gather(item_codes).to_list(), times
 
 
-def drop_unwritable(lazy, options, report):
-    """(lazy, rows dropped): rows whose id holds a tab or line break fail the import, or are dropped and
-    counted (as interactions.unwritable_ids)."""
+def drop_bad_times(table, lazy, path: Path, options, report):
+    """The timestamp kinds note, and rows with a bad timestamp: fail, or drop and count (as read_log)."""
     import polars as pl
 
-    dropped = 0
+    found = table["kind"].drop_nulls().value_counts()
+    found = dict(zip(found["kind"].to_list(), found["count"].to_list()))
+    kinds = ", ".join(f"{found[i]} {ALL_KINDS[k]}" for i, k in enumerate(KIND_CODES) if found.get(i))
+    report.notes.append(f"timestamps read as: {kinds or 'none'}")
+    bad_rows = table.filter(pl.col("bad_time"))["row"]
+    if len(bad_rows):
+        first = bad_rows.head(3).to_list()
+        examples = collect(lazy.filter(pl.col("row").is_in(first)).select("row", "raw_time")).sort("row")
+        shown = ", ".join(f"data row {r + 1}: {str(v)!r}" for r, v in examples.iter_rows())
+        if options.on_bad_rows == "fail":
+            row, value = examples.row(0)
+            raise GSASRecError(f"{path}: column {options.time_col!r}, data row {row + 1}: {str(value)!r} is not "
+                               f"a timestamp (expected {EXPECTED}); drop such rows with --on-bad-rows drop")
+        report.bad_rows_dropped += len(bad_rows)
+        report.notes.append(f"{len(bad_rows)} rows with a bad timestamp dropped "
+                            f"({shown}{', ...' if len(bad_rows) > 3 else ''})")
+    return table.filter(~pl.col("bad_time")).drop("kind", "bad_time")
+
+
+def drop_unwritable(table, codes: dict, options, report):
+    """Rows whose id holds a tab or line break (judged once per distinct id): fail, or drop and count, as
+    interactions.unwritable_ids does (rows with a missing id are not counted here: they go as missing)."""
+    import polars as pl
+
     for column in ("user", "item"):
-        is_bad = pl.col(column).str.contains(LINE_BREAKS_AND_TABS)
-        bad = collect(lazy.filter(is_bad).select(pl.len().alias("count"), pl.col("row").first(),
-                                                  pl.col(column).first().alias("value")))
-        count = int(bad["count"][0])
-        if not count:
+        bad_codes = codes[column].filter(pl.col(column).str.contains(LINE_BREAKS_AND_TABS))["code"]
+        if not len(bad_codes):
             continue
-        row, value = int(bad["row"][0]), bad["value"][0]
+        is_bad = pl.col(column).is_in(bad_codes.implode()) & pl.col("user").is_not_null() & pl.col("item").is_not_null()
+        bad = table.filter(is_bad)
+        if not len(bad):
+            continue
+        row = int(bad["row"][0])
+        value = codes[column].filter(pl.col("code") == bad[column][0])[column][0]
         if options.on_bad_rows == "fail":
             raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
                                f"which the id tables cannot hold; clean the ids first, or drop such rows "
                                f"with --on-bad-rows drop")
-        lazy = lazy.filter(~is_bad)
-        report.bad_rows_dropped += count
-        dropped += count
-        report.notes.append(f"{count} rows whose {column} id holds a tab or line break dropped "
-                            f"(data row {row + 1}: {value!r}{', ...' if count > 1 else ''})")
-    return lazy, dropped
-
-
-def filter_counts(lazy, options):
-    """interactions.filter_counts with group-bys and semi-joins, which stream."""
-    import polars as pl
-
-    def at_least(frame, column: str, minimum: int):
-        kept = frame.group_by(column).agg(pl.len().alias("n")).filter(pl.col("n") >= minimum).select(column)
-        return frame.join(kept, on=column, how="semi")
-
-    while True:
-        before = int(collect(lazy.select(pl.len()))[0, 0])
-        if options.min_item_interactions > 1:
-            lazy = at_least(lazy, "item", options.min_item_interactions)
-        if options.min_user_interactions > 1:
-            lazy = at_least(lazy, "user", options.min_user_interactions)
-        # A k-core repeats the filters on their own result; the query grows by one pair of group-bys a
-        # round and is run again from the file, so memory stays flat (a handful of rounds, typically).
-        if not options.k_core or int(collect(lazy.select(pl.len()))[0, 0]) == before:
-            return lazy
+        table = table.filter(~is_bad)
+        report.bad_rows_dropped += len(bad)
+        report.notes.append(f"{len(bad)} rows whose {column} id holds a tab or line break dropped "
+                            f"(data row {row + 1}: {value!r}{', ...' if len(bad) > 1 else ''})")
+    return table
