@@ -150,6 +150,22 @@ def test_recommend_takes_the_users_own_id(tmp_path, capsys):
     assert main(["recommend", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--datasets-dir", str(datasets),
                  "--user", "C99999"]) == 2
     assert "user 'C99999' is not in" in capsys.readouterr().err
+    # The HTTP API takes the user's id too: the recommendations for everything the dataset holds of them.
+    from fastapi.testclient import TestClient
+
+    from gsasrec.recommender import Recommender
+    from gsasrec.serve import create_app
+
+    recommender = Recommender.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
+    whole = [f"i{(7 + k) % 12}" for k in range(6)]
+    assert recommender.known_history("C00007") == whole
+    with TestClient(create_app(recommender)) as client:
+        by_user = client.post("/recommend", json={"user": "C00007", "k": 3})
+        by_history = client.post("/recommend", json={"history": whole, "k": 3})
+        assert by_user.status_code == 200 and by_user.json() == by_history.json()
+        assert client.post("/recommend", json={"user": "C99999"}).status_code == 422
+        assert client.post("/recommend", json={"user": "C00007", "history": whole}).status_code == 422
+        assert client.post("/recommend", json={"k": 3}).status_code == 422
 
 
 def test_data_stats_draws_a_histogram_only_when_asked(tmp_path):

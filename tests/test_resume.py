@@ -108,6 +108,10 @@ def test_sigterm_saves_last_mid_epoch_and_resume_is_exact(small_run, straight, c
                                                                                progress["batch"])
     assert listed["stopped"]["resumable"] and not listed["straight"]["resumable"]  # finished: nothing to resume
     assert main(["train", "--resume", str(stopped), "--no-progress"]) == 0
+    # It says where it resumes: the step, the epoch and how far into it, the time already trained.
+    said = capsys.readouterr().out.splitlines()[0]
+    assert said.startswith(f"resuming {stopped} at step {progress['steps']} (epoch {progress['epoch']}, "
+                           f"{progress['batch']} of its steps done), ") and "minutes trained" in said
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(stopped)[key]), key
 

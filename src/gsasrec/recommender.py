@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +93,11 @@ def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
 
 
 class Recommender:
-    def __init__(self, model: GSASRec, catalog: ItemCatalog, config=None):
+    def __init__(self, model: GSASRec, catalog: ItemCatalog, config=None, dataset_folder: Path | None = None):
         self.model = model.eval()
         self.catalog = catalog
         self.config = config
+        self.dataset_folder = dataset_folder  # where known users' histories come from (known_history)
         self.device = model.output_table.device
         self.max_score_elements = config.score_chunk_elements if config is not None else None
 
@@ -106,7 +108,8 @@ class Recommender:
         (the path stored at training time, else <datasets_dir>/<dataset_name>)."""
         model, config, payload = load_model(path, config, device=resolve_device(device))
         folder = dataset_location(payload, config.dataset_name, datasets_dir)
-        return cls(model, ItemCatalog(model.num_items, folder if folder.is_dir() else None), config)
+        folder = folder if folder.is_dir() else None
+        return cls(model, ItemCatalog(model.num_items, folder), config, folder)
 
     def user_history(self, split: Split, user: int) -> tuple[list[ItemId], ItemId]:
         """(history, held-out item) of the split's user number `user` (1-based: its line), as external ids."""
@@ -115,6 +118,26 @@ class Recommender:
         external = self.catalog.external
         return ([external[i - 1] for i in split.inputs[user - 1].tolist()],
                 external[int(split.targets[user - 1]) - 1])
+
+    def known_history(self, user: str) -> list[ItemId]:
+        """All the dataset holds of a user, by the user's own id (user_ids.tsv): their test input and its
+        held-out item, as external ids (with a leave-one-out split, their whole log)."""
+        from gsasrec.data.folder import split_line_of
+
+        if self.dataset_folder is None:
+            raise GSASRecError("the checkpoint's dataset folder is not here: send the history itself")
+        line = split_line_of(self.dataset_folder, "test", user)
+        if line is None:
+            raise GSASRecError(f"{self.dataset_folder} has no user_ids.tsv: send the history itself")
+        split = self._test_split  # read once: a server answers many users
+        external = self.catalog.external
+        return [external[i - 1] for i in split.inputs[line - 1].tolist() + [int(split.targets[line - 1])]]
+
+    @cached_property
+    def _test_split(self) -> Split:
+        from gsasrec.data.folder import read_split
+
+        return read_split(self.dataset_folder / "test", self.model.num_items)
 
     def rank_of(self, history: Sequence[ItemId], item: ItemId, exclude_seen: bool = True) -> int | None:
         """1-based rank of `item` among all recommendations for `history` (None: unknown or excluded)."""

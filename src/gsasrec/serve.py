@@ -33,8 +33,11 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
     max_k = min(max_k, recommender.model.num_items)
 
     class RecommendRequest(BaseModel):
-        history: list[ItemId] = Field(min_length=1, max_length=max_history,
-                                      description="item ids, oldest first")
+        history: Optional[list[ItemId]] = Field(None, min_length=1, max_length=max_history,
+                                                description="item ids, oldest first")
+        user: Optional[Annotated[StrictStr, AfterValidator(unicode_text)]] = Field(
+            None, description="instead of a history: a user's own id (user_ids.tsv), for the history the "
+                              "dataset holds for them")
         k: int = Field(10, ge=1, le=max_k)
         exclude_seen: bool = True
 
@@ -69,8 +72,11 @@ def create_app(recommender: Recommender, max_k: int = MAX_K, max_history: int = 
 
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(request: RecommendRequest):
-        """Top-k next items for one history; unknown ids are listed and ignored."""
-        result = await batcher.submit(request.history, request.k, request.exclude_seen)
+        """Top-k next items for one history (or a known user's); unknown ids are listed and ignored."""
+        if (request.history is None) == (request.user is None):
+            raise HTTPException(422, "give exactly one of history (item ids) or user (a user id)")
+        history = request.history if request.user is None else recommender.known_history(request.user)
+        result = await batcher.submit(history, request.k, request.exclude_seen)
         return result.to_dict()
 
     @app.post("/recommend/batch", response_model=BatchResponse)

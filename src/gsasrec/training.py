@@ -172,11 +172,24 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
         raise GSASRecError(f"{run_dir} stopped at its budget (step {steps}, {seconds / 60:.1f} min); "
                            f"give a larger --max-steps or --max-minutes to continue")
     note_thread_change(run_dir)
+    if is_main_process():
+        print(resume_line(run_dir, state["progress"], options), flush=True)
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
         return finish_together(trainer.world, trainer.run())
     finally:
         leave(trainer.world)
+
+
+def resume_line(run_dir: str | Path, progress: dict, options: RunOptions) -> str:
+    """'resuming runs/x at step 624 (epoch 14, 0 of its 48 steps done), 3.1 minutes trained; budget: ...'"""
+    budget = " and ".join(part for part in (
+        f"{options.max_steps} steps" if options.max_steps is not None else "",
+        f"{options.max_minutes:g} minutes" if options.max_minutes is not None else "") if part) or "none"
+    best = progress.get("best_metric")
+    best_text = f", best {best:.4f} at step {progress.get('best_step')}" if best not in (None, -math.inf) else ""
+    return (f"resuming {run_dir} at step {progress['steps']} (epoch {progress['epoch']}, {progress['batch']} of "
+            f"its steps done), {progress['seconds'] / 60:.1f} minutes trained{best_text}; budget: {budget}")
 
 
 def note_thread_change(run_dir: str | Path) -> None:
