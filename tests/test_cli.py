@@ -18,13 +18,22 @@ def gsasrec(*args, cwd=None):
                           text=True, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "data", "recommend", "serve", "export", "runs"])
+@pytest.mark.parametrize("command", ["train", "tune", "evaluate", "data", "recommend", "serve", "export", "runs"])
 def test_help_explains_every_option_with_an_example(command):
     result = gsasrec(command, "--help")
     assert result.returncode == 0
     assert "examples:" in result.stdout and f"gsasrec {command} " in result.stdout
-    if command in ("train", "evaluate", "recommend", "serve", "export"):
+    if command in ("train", "tune", "evaluate", "recommend", "serve", "export"):
         assert "--device" in result.stdout and "--datasets-dir" in result.stdout
+
+
+@pytest.mark.parametrize("recipe", ["ml1m", "import", "stats", "steam", "gowalla"])
+def test_each_data_command_describes_itself(recipe):
+    """`data import --help` and the others open with a description of their own, not only the usage."""
+    result = gsasrec("data", recipe, "--help")
+    body = result.stdout.split("\n\n")[1]  # the paragraph after the usage lines
+    assert result.returncode == 0 and not body.startswith(("options:", "positional arguments:"))
+    assert len(body.split()) > 12
 
 
 def assert_one_line_error(result, words):
@@ -118,7 +127,8 @@ def test_the_readme_example_outputs_are_ignored_by_git():
     assert result.stdout.split() == outputs
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "--max-steps", "zero"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "--max-steps", "zero"],
+                                  ["tune", "--help"]])
 def test_help_and_argument_errors_do_not_wait_for_torch(argv):
     probe = (f"import sys\nfrom gsasrec.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
              "print('torch' in sys.modules)")

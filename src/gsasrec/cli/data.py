@@ -88,7 +88,11 @@ def register(commands) -> None:
     for kind, source_help in (("steam", "steam_reviews.json(.gz) from the SASRec authors"),
                               ("gowalla", "loc-gowalla_totalCheckins.txt(.gz) from SNAP")):
         recipe = recipes.add_parser(kind, formatter_class=formatter, epilog=EXAMPLES,
-                                    help=f"{kind.capitalize()} from its public raw file")
+                                    help=f"{kind.capitalize()} from its public raw file",
+                                    description=f"Build the {kind} dataset folder of the gSASRec paper from "
+                                                f"its public raw file ({source_help}): users and items with "
+                                                f"fewer than 5 events removed, events ordered by time, split "
+                                                f"leave-one-out.")
         recipe.add_argument("--source", metavar="PATH_OR_URL", help=f"{source_help} (default: its URL)")
         recipe.add_argument("--name", default=kind, help=f"dataset name (default {kind})")
         add_split_options(recipe)
