@@ -213,18 +213,24 @@ def unwritable_ids(frame, options: ImportOptions, report: ImportReport):
     for column in ("user", "item"):
         is_bad = pl.col(column).str.contains(LINE_BREAKS_AND_TABS)
         bad = frame.filter(is_bad)
-        if not len(bad):
-            continue
-        row, value = int(bad["row"][0]), bad[column][0]
-        if options.on_bad_rows == "fail":
-            raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
-                               f"which the id tables cannot hold; clean the ids first, or drop such rows "
-                               f"with --on-bad-rows drop")
-        frame = frame.filter(~is_bad)
-        report.bad_rows_dropped += len(bad)
-        report.notes.append(f"{len(bad)} rows whose {column} id holds a tab or line break dropped "
-                            f"(data row {row + 1}: {value!r}{', ...' if len(bad) > 1 else ''})")
+        if len(bad):
+            frame = refuse_or_drop_ids(frame, is_bad, column, int(bad["row"][0]), bad[column][0], len(bad),
+                                       options, report)
     return frame
+
+
+def refuse_or_drop_ids(frame, is_bad, column: str, row: int, value: str, count: int, options: ImportOptions,
+                       report: ImportReport):
+    """The `count` rows of `frame` where `is_bad` (an id with a tab or line break; the first at data row
+    `row`, `value`): a one-line error, or (on_bad_rows "drop") dropped and counted with an example."""
+    if options.on_bad_rows == "fail":
+        raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
+                           f"which the id tables cannot hold; clean the ids first, or drop such rows "
+                           f"with --on-bad-rows drop")
+    report.bad_rows_dropped += count
+    report.notes.append(f"{count} rows whose {column} id holds a tab or line break dropped "
+                        f"(data row {row + 1}: {value!r}{', ...' if count > 1 else ''})")
+    return frame.filter(~is_bad)
 
 
 def filter_counts(frame, options: ImportOptions):

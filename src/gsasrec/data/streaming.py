@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gsasrec.data.folder import LINE_BREAKS_AND_TABS
-from gsasrec.data.interactions import build_sequences
+from gsasrec.data.interactions import build_sequences, refuse_or_drop_ids
 from gsasrec.data.times import (
     EXPECTED,
     KIND_NAMES,
@@ -165,14 +165,6 @@ def drop_unwritable(table, codes: dict, options, report):
         bad = table.filter(is_bad)
         if not len(bad):
             continue
-        row = int(bad["row"][0])
         value = codes[column].filter(pl.col("code") == bad[column][0])[column][0]
-        if options.on_bad_rows == "fail":
-            raise GSASRecError(f"data row {row + 1}: {column} id {value!r} contains a tab or line break, "
-                               f"which the id tables cannot hold; clean the ids first, or drop such rows "
-                               f"with --on-bad-rows drop")
-        table = table.filter(~is_bad)
-        report.bad_rows_dropped += len(bad)
-        report.notes.append(f"{len(bad)} rows whose {column} id holds a tab or line break dropped "
-                            f"(data row {row + 1}: {value!r}{', ...' if len(bad) > 1 else ''})")
+        table = refuse_or_drop_ids(table, is_bad, column, int(bad["row"][0]), value, len(bad), options, report)
     return table
