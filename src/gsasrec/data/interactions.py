@@ -194,14 +194,16 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport, check_i
                            "single-event users; lower --min-user-interactions / --min-item-interactions")
     users = first_appearance_ids(frame, "user")
     items = first_appearance_ids(frame, "item")
-    frame = frame.join(users, on="user", maintain_order="left").join(items, on="item", maintain_order="left")
-    order = ["user_id"] + (["time"] if "time" in frame.columns else []) + ["row"]
-    frame = frame.sort(order)  # the row number as the last key: ties in time keep file order
+    timed = ["time"] if "time" in frame.columns else []
+    # Only numbers from here on (4-byte ids): a hundred-million-row log sorts in a few GB (data.streaming).
+    frame = (frame.join(users, on="user", maintain_order="left").join(items, on="item", maintain_order="left")
+             .select(pl.col("user_id").cast(pl.UInt32), pl.col("item_id").cast(pl.UInt32), *timed, "row"))
+    frame = frame.sort(["user_id", *timed, "row"])  # the row number as the last key: ties in time keep file order
     counts = frame.group_by("user_id").len().sort("user_id")["len"].to_numpy()
     offsets = offsets_of(counts)
     sequences = Sequences(items=frame["item_id"].to_numpy().astype(np.int64), offsets=offsets)
     report.users, report.items, report.interactions = len(users), len(items), len(frame)
-    times = frame["time"].to_numpy() if "time" in frame.columns else None
+    times = frame["time"].to_numpy() if timed else None
     return sequences, users["user"].to_list(), items["item"].to_list(), times
 
 
