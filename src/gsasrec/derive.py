@@ -104,8 +104,7 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
         "dropout_rate": "0.3 beat 0.5 on ML-1M in a ten-minute budget (RESULTS.md)",
         "negs_per_pos": f"{num_items:,} items: a quarter of the catalogue, at most {MAX_NEGATIVES}",
         "gbce_t": "gSASRec's setting from the paper",
-        "train_batch_size": "the seed's: larger batches of short histories cost as much more a step on a CPU "
-                            "(1,024 took 6.1 s a step on a 15,000-item log, against 0.32 s for 128)",
+        "train_batch_size": "the seed's (larger ones of short histories measured slower: RESULTS.md)",
         "learning_rate": "the seed's, with the decay below",
         "filter_rated": (f"{repeats:.0%} of the training events repeat an item the user already had: "
                          + ("rated items stay recommendable" if repeats > REPEATS_ALLOWED
