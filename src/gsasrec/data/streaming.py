@@ -113,7 +113,6 @@ def streamed_sequences(path: Path, fmt: str, options, report):
                     .join(codes["item"].lazy().rename({"code": "item_code"}), on="item", how="left")
                     .select(pl.col("user_code").alias("user"), pl.col("item_code").alias("item"), *flags,
                             pl.col("row").cast(pl.UInt32)))  # logs of up to 4 billion rows
-    table = table.sort("row")  # file order (a streamed join may not keep it)
     report.rows_read = len(table)
     for column in ("user", "item"):
         trimmed = int(table[f"trimmed_{column}"].sum())
@@ -122,8 +121,11 @@ def streamed_sequences(path: Path, fmt: str, options, report):
     table = table.drop("trimmed_user", "trimmed_item")
     if timed:
         table = drop_bad_times(table, lazy, path, options, report)
-    table = drop_unwritable(table, codes, options, report)
-    sequences, user_codes, item_codes, times = build_sequences(table, options, report, check_ids=False)
+    # Handed over in a list and let go here, so that build_sequences holds the only reference and each of
+    # its steps frees the previous frame (a hundred million rows are 2 GB a copy).
+    tables = [drop_unwritable(table, codes, options, report)]
+    del table
+    sequences, user_codes, item_codes, times = build_sequences(tables.pop(), options, report, check_ids=False)
     users = codes["user"].sort("code")["user"]
     items = codes["item"].sort("code")["item"]
     return sequences, users.gather(user_codes).to_list(), items.gather(item_codes).to_list(), times
@@ -139,7 +141,7 @@ def drop_bad_times(table, lazy, path: Path, options, report):
     report.notes.append(f"timestamps read as: {kinds or 'none'}")
     bad_rows = table.filter(pl.col("bad_time"))["row"]
     if len(bad_rows):
-        first = bad_rows.head(3).to_list()
+        first = bad_rows.sort().head(3).to_list()  # the table is in no particular order
         examples = collect(lazy.filter(pl.col("row").is_in(first)).select("row", "raw_time")).sort("row")
         shown = ", ".join(f"data row {r + 1}: {str(v)!r}" for r, v in examples.iter_rows())
         if options.on_bad_rows == "fail":
@@ -165,6 +167,7 @@ def drop_unwritable(table, codes: dict, options, report):
         bad = table.filter(is_bad)
         if not len(bad):
             continue
-        value = codes[column].filter(pl.col("code") == bad[column][0])[column][0]
-        table = refuse_or_drop_ids(table, is_bad, column, int(bad["row"][0]), value, len(bad), options, report)
+        first = bad.sort("row").row(0, named=True)  # the table is in no particular order
+        value = codes[column].filter(pl.col("code") == first[column])[column][0]
+        table = refuse_or_drop_ids(table, is_bad, column, int(first["row"]), value, len(bad), options, report)
     return table
