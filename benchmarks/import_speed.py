@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 CHUNK = 10_000_000
 
 
