@@ -150,6 +150,10 @@ def test_recommend_takes_the_users_own_id(tmp_path, capsys):
     assert main(["recommend", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--datasets-dir", str(datasets),
                  "--user", "C99999"]) == 2
     assert "user 'C99999' is not in" in capsys.readouterr().err
+    # A number that is no user id is the line number, as on datasets without user_ids.tsv.
+    assert main(["recommend", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--datasets-dir", str(datasets),
+                 "--user", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["history"] == [f"i{(7 + k) % 12}" for k in range(5)]
     # The HTTP API takes the user's id too: the recommendations for everything the dataset holds of them.
     from fastapi.testclient import TestClient
 

@@ -32,7 +32,7 @@ def register(commands) -> None:
     source.add_argument("--history", metavar='"ID ID ..."', help="item ids, oldest first, space-separated")
     source.add_argument("--user", metavar="ID",
                         help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
-                             "(an imported log), else the Nth line of the split's input")
+                             "(an imported log), or N for the Nth line of the split's input")
     recommend.add_argument("--split", choices=("test", "val"), default="test", help="split for --user")
     recommend.add_argument("-k", type=positive_int, default=10, help="how many items (default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="do not exclude history items")
@@ -111,11 +111,16 @@ def user_history(recommender, args: argparse.Namespace) -> tuple[list, object]:
 
     dataset = read_dataset(recommender.config.dataset_name, args.datasets_dir)
     split = dataset.split(args.split)
-    line = split_line_of(dataset.path, args.split, args.user)
-    if line is None:  # no user_ids.tsv (the reference's ML-1M): the user is a line number
+    try:
+        line = split_line_of(dataset.path, args.split, args.user)
+    except GSASRecError:
+        if not args.user.isdigit():
+            raise
+        line = None  # not a user id of the table, but a number: the line number, as without a table
+    if line is None:  # no user_ids.tsv (the reference's ML-1M), or a line number
         if not args.user.isdigit() or not 1 <= int(args.user) <= len(split.inputs):
-            raise GSASRecError(f"--user must be a line number 1..{len(split.inputs)} of {args.split} (this "
-                               f"dataset has no user_ids.tsv), got {args.user!r}")
+            raise GSASRecError(f"--user must be a user id of the dataset's user_ids.tsv or a line number "
+                               f"1..{len(split.inputs)} of {args.split}, got {args.user!r}")
         line = int(args.user)
     return recommender.user_history(split, line)
 
