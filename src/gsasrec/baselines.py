@@ -28,7 +28,7 @@ class Baseline:
 
     name: str
     num_items: int
-    popularity: np.ndarray  # (num_items + 2,) training count of each id, scaled into [0, 1)
+    popularity: np.ndarray  # (num_items + 2,) float32 training count of each id, scaled into [0, 1)
     # Transition counts as sparse rows: what followed item i is followed[starts[i]:starts[i + 1]], with
     # follow_counts beside it.
     starts: np.ndarray | None = None
@@ -38,7 +38,7 @@ class Baseline:
     def scores(self, histories: Sequences) -> np.ndarray:
         """(users, num_items + 2) float32: transition count + popularity in [0, 1) (so popularity only
         orders items with equal counts), or popularity alone."""
-        scores = np.tile(self.popularity.astype(np.float32), (len(histories), 1))
+        scores = np.tile(self.popularity, (len(histories), 1))
         if self.name == "transitions":
             nonempty = histories.lengths > 0
             last = np.zeros(len(histories), dtype=np.int64)  # an empty history: id 0, whose row is empty
@@ -57,7 +57,7 @@ def fit_baseline(name: str, train: Sequences, num_items: int) -> Baseline:
         raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
     rows = embedding_rows(num_items)
     counts = np.bincount(train.items, minlength=rows).astype(np.float64)
-    popularity = counts / (counts.max() + 1)  # (rows,) in [0, 1)
+    popularity = (counts / (counts.max() + 1)).astype(np.float32)  # (rows,) in [0, 1)
     if name == "popularity":
         return Baseline(name, num_items, popularity)
     following = np.ones(len(train.items), dtype=bool)

@@ -48,6 +48,11 @@ def history_lengths(dataset: Dataset) -> np.ndarray:
     return dataset.test.inputs.lengths + 1
 
 
+def steps_in_minutes(max_minutes: float, step_seconds: float) -> int:
+    """The training steps a minutes budget holds at step_seconds a step (validation takes the rest)."""
+    return max(1, int(max_minutes * 60 * STEP_SHARE / step_seconds))
+
+
 def repeat_share(sequences) -> float:
     """The share of events whose item already appeared earlier in the same user's sequence."""
     if len(sequences.items) == 0:
@@ -72,7 +77,7 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
     if max_steps is None:
         if step_seconds is None or max_minutes is None:
             raise GSASRecError("derive_config needs max_steps, or max_minutes and step_seconds")
-        decay_steps = max(1, int(max_minutes * 60 * STEP_SHARE / step_seconds))
+        decay_steps = steps_in_minutes(max_minutes, step_seconds)
         decay_reason = (f"the budget: {max_minutes:g} minutes at a measured {step_seconds:.3f} s a step, "
                         f"{STEP_SHARE:.0%} of it for training steps")
     else:

@@ -22,7 +22,13 @@ from pathlib import Path
 
 from gsasrec.config import GSASRecExperimentConfig
 from gsasrec.data.folder import Dataset
-from gsasrec.derive import config_file_text, derive_config, measure_step_seconds, with_overrides
+from gsasrec.derive import (
+    config_file_text,
+    derive_config,
+    measure_step_seconds,
+    steps_in_minutes,
+    with_overrides,
+)
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
@@ -114,8 +120,7 @@ def tune(dataset: Dataset, options: TuneOptions, report=print) -> GSASRecExperim
         config = with_overrides(base, fields)
         if options.steps_per_trial is None:
             seconds = measure_step_seconds(config, dataset, device, options.precision)
-            decay = derive_config(dataset, step_seconds=seconds, max_minutes=options.minutes_per_trial)
-            config = with_overrides(config, {"lr_decay_steps": decay.config.lr_decay_steps})
+            config = with_overrides(config, {"lr_decay_steps": steps_in_minutes(options.minutes_per_trial, seconds)})
         else:
             config = with_overrides(config, {"lr_decay_steps": options.steps_per_trial})
         validations, pruned = [], []

@@ -13,19 +13,11 @@ from pathlib import Path
 
 from gsasrec.data.folder import LINE_BREAKS_AND_TABS
 from gsasrec.data.interactions import build_sequences, refuse_or_drop_ids
-from gsasrec.data.times import (
-    EXPECTED,
-    KIND_NAMES,
-    MILLISECONDS_FROM,
-    missing_markers,
-    numeric_seconds,
-    time_expressions,
-)
+from gsasrec.data.times import EXPECTED, KIND_NAMES, column_time_expressions, kind_counts, missing_markers
 from gsasrec.errors import GSASRecError, first_line
 
 # A log larger than this share of the memory available is imported by streaming (`--streaming` forces it).
 STREAM_ABOVE_MEMORY_SHARE = 0.1
-ALL_KINDS = {**KIND_NAMES, "dates/times": "dates/times"}  # a column of dates or date-times as such
 
 
 def should_stream(path: Path) -> bool:
@@ -65,22 +57,8 @@ def scan_log(path: Path, fmt: str, options):
     lazy = lazy.with_columns(missing_markers(pl.col("raw_user")).alias("user"),
                              missing_markers(pl.col("raw_item")).alias("item"))
     if options.time_col:
-        dtype = schema[options.time_col]
-        if dtype in (pl.Date, pl.Datetime):
-            seconds = pl.col("raw_time").cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
-            kind = pl.when(seconds.is_not_null()).then(pl.lit("dates/times"))
-            text = pl.col("raw_time").cast(pl.Utf8)
-        elif dtype.is_numeric():
-            seconds = numeric_seconds(pl.col("raw_time"))
-            kind = (pl.when(seconds.is_null()).then(None)
-                    .when(pl.col("raw_time").cast(pl.Float64).abs() >= MILLISECONDS_FROM).then(pl.lit("milliseconds"))
-                    .otherwise(pl.lit("seconds")))
-            text = seconds.cast(pl.Utf8)  # a missing number is missing, never bad
-        else:
-            text = missing_markers(pl.col("raw_time").cast(pl.Utf8))
-            seconds, kind = time_expressions(text)
-        lazy = lazy.with_columns(seconds.alias("time"), kind.alias("kind"),
-                                 (seconds.is_null() & text.is_not_null()).alias("bad_time"))
+        seconds, kind, bad = column_time_expressions(pl.col("raw_time"), schema[options.time_col])
+        lazy = lazy.with_columns(seconds.alias("time"), kind.alias("kind"), bad.alias("bad_time"))
     return lazy
 
 
@@ -88,7 +66,7 @@ def collect(lazy):
     return lazy.collect(engine="streaming")
 
 
-KIND_CODES = list(ALL_KINDS)  # the kind column of the numeric table: an index into this list
+KIND_CODES = list(KIND_NAMES)  # the kind column of the numeric table: an index into this list
 
 
 def streamed_sequences(path: Path, fmt: str, options, report):
@@ -126,19 +104,17 @@ def streamed_sequences(path: Path, fmt: str, options, report):
     tables = [drop_unwritable(table, codes, options, report)]
     del table
     sequences, user_codes, item_codes, times = build_sequences(tables.pop(), options, report, check_ids=False)
-    users = codes["user"].sort("code")["user"]
-    items = codes["item"].sort("code")["item"]
-    return sequences, users.gather(user_codes).to_list(), items.gather(item_codes).to_list(), times
+    # with_row_index numbered the codes in the tables' own order: code c is row c
+    return (sequences, codes["user"]["user"].gather(user_codes).to_list(),
+            codes["item"]["item"].gather(item_codes).to_list(), times)
 
 
 def drop_bad_times(table, lazy, path: Path, options, report):
     """The timestamp kinds note, and rows with a bad timestamp: fail, or drop and count (as read_log)."""
     import polars as pl
 
-    found = table["kind"].drop_nulls().value_counts()
-    found = dict(zip(found["kind"].to_list(), found["count"].to_list()))
-    kinds = ", ".join(f"{found[i]} {ALL_KINDS[k]}" for i, k in enumerate(KIND_CODES) if found.get(i))
-    report.notes.append(f"timestamps read as: {kinds or 'none'}")
+    kinds = kind_counts(table["kind"].replace_strict(list(range(len(KIND_CODES))), KIND_CODES, default=None))
+    report.notes.append(f"timestamps read as: {', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'}")
     bad_rows = table.filter(pl.col("bad_time"))["row"]
     if len(bad_rows):
         first = bad_rows.sort().head(3).to_list()  # the table is in no particular order

@@ -61,7 +61,8 @@ def time_expressions(text):
     return seconds, kind
 
 
-KIND_NAMES = {"iso": "ISO dates/times", "seconds": "epoch seconds", "milliseconds": "epoch milliseconds"}
+KIND_NAMES = {"iso": "ISO dates/times", "seconds": "epoch seconds", "milliseconds": "epoch milliseconds",
+              "dates": "dates/times"}  # the last: a column stored as dates or date-times
 
 
 def numeric_seconds(values):
@@ -72,32 +73,50 @@ def numeric_seconds(values):
     return pl.when(numbers.abs() >= MILLISECONDS_FROM).then(numbers / 1000).otherwise(numbers)
 
 
+def column_time_expressions(column, dtype):
+    """(seconds, kind, bad) expressions for a time column of polars type `dtype`, for the eager and the
+    streamed import alike: dates and numbers are never bad (a missing one is missing); text is read by
+    time_expressions after its missing markers are cleared."""
+    import polars as pl
+
+    if dtype in (pl.Date, pl.Datetime):
+        seconds = column.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
+        return seconds, pl.when(seconds.is_not_null()).then(pl.lit("dates")), pl.lit(False)
+    if dtype.is_numeric():
+        seconds = numeric_seconds(column)
+        # (NaN sorts above every number in polars: numeric_seconds made it missing first)
+        kind = (pl.when(seconds.is_null()).then(None)
+                .when(column.cast(pl.Float64).abs() >= MILLISECONDS_FROM).then(pl.lit("milliseconds"))
+                .otherwise(pl.lit("seconds")))
+        return seconds, kind, pl.lit(False)
+    text = missing_markers(column.cast(pl.Utf8))
+    seconds, kind = time_expressions(text)
+    return seconds, kind, seconds.is_null() & text.is_not_null()
+
+
+def kind_counts(kinds) -> dict:
+    """{"ISO dates/times": 6, ...} from a Series of kinds (only the kinds that occur)."""
+    found = dict(zip(*kinds.drop_nulls().value_counts().to_dict(as_series=False).values()))
+    return {name: int(found[k]) for k, name in KIND_NAMES.items() if found.get(k)}
+
+
 def parse_time_column(times) -> ParsedTimes:
     """A polars Series of numbers, dates, date-times or text, to ParsedTimes."""
     import polars as pl
 
-    if times.dtype in (pl.Date, pl.Datetime):
-        seconds = times.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
-        return ParsedTimes(seconds.alias("time"), kinds={"dates/times": int(seconds.is_not_null().sum())})
-    if times.dtype.is_numeric():
-        seconds = pl.DataFrame({"time": times}).select(numeric_seconds(pl.col("time")))["time"]
-        # (NaN sorts above every number in polars: missing first, then compared)
-        in_ms = int((times.cast(pl.Float64).fill_nan(None).abs() >= MILLISECONDS_FROM).sum() or 0)
-        return ParsedTimes(seconds, kinds={"epoch seconds": int(seconds.is_not_null().sum()) - in_ms,
-                                           "epoch milliseconds": in_ms})
-    text = pl.DataFrame({"time": times.cast(pl.Utf8)}).select(missing_markers(pl.col("time")).alias("time"))["time"]
-    seconds_expr, kind_expr = time_expressions(pl.col("time"))
-    frame = pl.DataFrame({"time": text}).select(seconds_expr.alias("seconds"), kind_expr.alias("kind"))
+    seconds_expr, kind_expr, bad_expr = column_time_expressions(pl.col("time"), times.dtype)
+    frame = pl.DataFrame({"time": times}).select(seconds_expr.alias("seconds"), kind_expr.alias("kind"),
+                                                  bad_expr.alias("bad"))
     seconds, kind = frame["seconds"], frame["kind"]
-    left = (seconds.is_null() & text.is_not_null()).arg_true()
+    left = frame["bad"].arg_true()
     if len(left):  # forms chrono's formats miss (week dates, ordinal days): Python's own ISO parser
-        normal = pl.DataFrame({"t": text.gather(left)}).select(_normalise(pl.col("t")))["t"]
+        text = pl.DataFrame({"t": times.gather(left).cast(pl.Utf8)})
+        normal = text.select(_normalise(missing_markers(pl.col("t"))))[:, 0]
         values = [_python_iso(value) for value in normal.to_list()]
         seconds = seconds.scatter(left, pl.Series(values, dtype=pl.Float64))
         kind = kind.scatter(left, pl.Series(["iso" if v is not None else None for v in values], dtype=pl.Utf8))
-    found = dict(zip(*kind.drop_nulls().value_counts().to_dict(as_series=False).values()))
-    kinds = {KIND_NAMES[k]: int(found.get(k, 0)) for k in KIND_NAMES}
-    return ParsedTimes(seconds.alias("time"), (seconds.is_null() & text.is_not_null()).arg_true().to_list(), kinds)
+        left = left.filter(pl.Series(values).is_null())
+    return ParsedTimes(seconds.alias("time"), left.to_list(), kind_counts(kind))
 
 
 def _normalise(text):
