@@ -172,7 +172,8 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport, check_i
         report.rows_read = len(frame)
         frame = frame.with_row_index("row")
     before = len(frame)
-    frame = frame.drop_nulls(["user", "item"])
+    if frame["user"].null_count() or frame["item"].null_count():  # (a copy: only when needed)
+        frame = frame.drop_nulls(["user", "item"])
     report.missing_ids_dropped = before - len(frame)
     if check_ids:
         frame = unwritable_ids(frame, options, report)
@@ -196,8 +197,9 @@ def build_sequences(frame, options: ImportOptions, report: ImportReport, check_i
     items = first_appearance_ids(frame, "item")
     timed = ["time"] if "time" in frame.columns else []
     # Only numbers from here on (4-byte ids): a hundred-million-row log sorts in a few GB (data.streaming).
-    frame = (frame.join(users, on="user", maintain_order="left").join(items, on="item", maintain_order="left")
-             .select(pl.col("user_id").cast(pl.UInt32), pl.col("item_id").cast(pl.UInt32), *timed, "row"))
+    # Each id column is numbered on its own, so that no step copies the whole frame.
+    frame = pl.DataFrame([numbered(frame[column], ids) for column, ids in (("user", users), ("item", items))]
+                         + [frame[column] for column in (*timed, "row")])
     frame = frame.sort(["user_id", *timed, "row"])  # the row number as the last key: ties in time keep file order
     counts = frame.group_by("user_id").len().sort("user_id")["len"].to_numpy()
     offsets = offsets_of(counts)
@@ -236,22 +238,45 @@ def refuse_or_drop_ids(frame, is_bad, column: str, row: int, value: str, count: 
 
 
 def filter_counts(frame, options: ImportOptions):
-    """Items then users below their minimum count removed; with k_core, repeated until stable. (A count per
-    id and a semi-join: no per-row count column, which for a hundred million rows is another 800 MB.)"""
+    """Items then users below their minimum count removed; with k_core, repeated until stable.
+
+    The rounds count over the (user, item) columns of the rows still kept, read through a filter on the
+    kept ids, and the whole frame is filtered once at the end: each round of a hundred-million-row log
+    would otherwise copy every column (2 GB)."""
     import polars as pl
 
-    def at_least(frame, column: str, minimum: int):
-        kept = frame.group_by(column).agg(pl.len().alias("n")).filter(pl.col("n") >= minimum).select(column)
-        return frame.join(kept, on=column, how="semi")
+    ids = frame.select("user", "item")  # (shares the frame's columns: no copy)
+    kept = {"user": None, "item": None}  # None: all
 
+    def kept_rows():
+        masks = [pl.col(c).is_in(kept[c].implode()) for c in ("user", "item") if kept[c] is not None]
+        return pl.all_horizontal(masks) if masks else pl.lit(True)
+
+    def at_least(column: str, minimum: int) -> bool:
+        """Narrow kept[column] to the ids with at least `minimum` kept rows; whether any went."""
+        counts = ids.lazy().filter(kept_rows()).group_by(column).len().collect()
+        enough = counts.filter(pl.col("len") >= minimum)[column]
+        narrowed = len(enough) < (len(counts) if kept[column] is None else len(kept[column]))
+        kept[column] = enough
+        return narrowed
+
+    minimums = [("item", options.min_item_interactions), ("user", options.min_user_interactions)]
+    minimums = [(column, minimum) for column, minimum in minimums if minimum > 1]
     while True:
-        before = len(frame)
-        if options.min_item_interactions > 1:
-            frame = at_least(frame, "item", options.min_item_interactions)
-        if options.min_user_interactions > 1:
-            frame = at_least(frame, "user", options.min_user_interactions)
-        if not options.k_core or len(frame) == before:
-            return frame
+        changed = [at_least(column, minimum) for column, minimum in minimums]
+        if not options.k_core or not any(changed):
+            break
+    if all(kept[c] is None for c in kept):
+        return frame
+    return frame.filter(kept_rows())
+
+
+def numbered(column, ids):
+    """A column of ids as their numbers in `ids` (a first_appearance_ids table), UInt32, in the same order."""
+    import polars as pl
+
+    name = f"{column.name}_id"
+    return column.to_frame().join(ids, on=column.name, how="left", maintain_order="left")[name].cast(pl.UInt32)
 
 
 def first_appearance_ids(frame, column: str):

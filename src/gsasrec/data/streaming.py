@@ -84,9 +84,8 @@ def streamed_sequences(path: Path, fmt: str, options, report):
     flags = [(pl.col("raw_user") != pl.col("raw_user").str.strip_chars()).alias("trimmed_user"),
              (pl.col("raw_item") != pl.col("raw_item").str.strip_chars()).alias("trimmed_item")]
     if timed:
-        kind = pl.col("kind").replace_strict(KIND_CODES, list(range(len(KIND_CODES))), default=None,
-                                             return_dtype=pl.UInt8)
-        flags += [kind.alias("kind"), pl.col("time"), pl.col("bad_time")]
+        # an Enum, one byte a row: replace_strict to numbers here made the streaming engine hold the log
+        flags += [pl.col("kind").cast(pl.Enum(KIND_CODES)), pl.col("time"), pl.col("bad_time")]
     table = collect(lazy.join(codes["user"].lazy().rename({"code": "user_code"}), on="user", how="left")
                     .join(codes["item"].lazy().rename({"code": "item_code"}), on="item", how="left")
                     .select(pl.col("user_code").alias("user"), pl.col("item_code").alias("item"), *flags,
@@ -113,7 +112,7 @@ def drop_bad_times(table, lazy, path: Path, options, report):
     """The timestamp kinds note, and rows with a bad timestamp: fail, or drop and count (as read_log)."""
     import polars as pl
 
-    kinds = kind_counts(table["kind"].replace_strict(list(range(len(KIND_CODES))), KIND_CODES, default=None))
+    kinds = kind_counts(table["kind"])
     report.notes.append(f"timestamps read as: {', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'}")
     bad_rows = table.filter(pl.col("bad_time"))["row"]
     if len(bad_rows):
@@ -127,7 +126,8 @@ def drop_bad_times(table, lazy, path: Path, options, report):
         report.bad_rows_dropped += len(bad_rows)
         report.notes.append(f"{len(bad_rows)} rows with a bad timestamp dropped "
                             f"({shown}{', ...' if len(bad_rows) > 3 else ''})")
-    return table.filter(~pl.col("bad_time")).drop("kind", "bad_time")
+        table = table.filter(~pl.col("bad_time"))  # a copy: only when there is something to drop
+    return table.drop("kind", "bad_time")
 
 
 def drop_unwritable(table, codes: dict, options, report):
