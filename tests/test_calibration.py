@@ -41,6 +41,23 @@ def test_evaluate_with_calibration(pattern_run, tmp_path, capsys):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_default_diagram_goes_to_the_working_directory_not_beside_the_checkpoint(pattern_run, tmp_path,
+                                                                                monkeypatch):
+    root, _, run_dir = pattern_run
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--checkpoint", str(run_dir / "last.pt"), "--datasets-dir", str(root / "datasets"),
+                 "--calibration", "--calibration-negatives", "10"]) == 0
+    assert (tmp_path / "last_calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run_dir / "last_calibration.png").exists()
+
+
+def test_small_ece_is_shown_with_its_digits():
+    from gsasrec.calibration import Calibration, figures_line
+
+    calibration = Calibration(0.0000404, 0.9903, np.linspace(0, 1, 3), np.zeros(2), np.zeros(2), np.ones(2) / 2)
+    assert figures_line(calibration) == "ECE 4.04e-05, E/O 0.99"
+
+
 def test_filter_rated_measures_over_the_items_a_recommender_can_return():
     # Bias +30 on the rated items 1..5 (sigmoid 1: the model is sure of items it has seen) and -30 on all
     # others, targets included. Over the catalogue the rated items count as wrong predictions; over each

@@ -134,3 +134,8 @@ def test_help_and_argument_errors_do_not_wait_for_torch(argv):
              "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_serve_names_each_model_once(tmp_path):
+    result = gsasrec("serve", "--checkpoint", tmp_path / "a" / "best.pt", "--checkpoint", tmp_path / "b" / "best.pt")
+    assert_one_line_error(result, "the name 'best' is taken; name each model: --checkpoint NAME=FILE")

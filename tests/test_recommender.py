@@ -121,3 +121,30 @@ def test_export_rejects_unknown_format(pattern_run, tmp_path):
     model, _, _ = load_model(pattern_run[2] / "best.pt")
     with pytest.raises(GSASRecError, match="--format must be one of"):
         export_scorer(model, tmp_path / "x", "tflite")
+
+
+def test_recommend_by_names_and_what_an_unknown_history_is_told(pattern_run, tmp_path, capsys):
+    root, _, run_dir = pattern_run
+    shutil.copytree(root / "datasets" / "cycle", tmp_path / "cycle")
+    (tmp_path / "cycle" / "item_names.tsv").write_text("item_id\ttitle\n" + "".join(
+        f"{i}\tTrack {i:02d}\n" for i in range(1, 51)))
+    common = ["recommend", "--checkpoint", str(run_dir / "best.pt"), "--datasets-dir", str(tmp_path)]
+    capsys.readouterr()
+    assert main([*common, "--history-names", "Track 10; track 11 ;TRACK 12", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"][0]["name"] == "Track 13"
+    # every name not found, each with the closest names the catalogue has
+    assert main([*common, "--history-names", "Track 10; Trak 11; Nothing like it"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "'Trak 11' (closest: 'Track 11'" in error and "'Nothing like it' (closest: none)" in error
+    # titles given as ids: the unknown tokens are listed, with the expected form and the way to give titles
+    assert main([*common, "--history", "Toy Story (1995)"]) == 2
+    error = capsys.readouterr().err
+    assert "'Toy', 'Story', '(1995)'" in error and "item ids 1..50" in error and "--history-names" in error
+
+
+def test_history_names_need_a_names_table(pattern_run, capsys):
+    root, _, run_dir = pattern_run
+    assert main(["recommend", "--checkpoint", str(run_dir / "best.pt"), "--datasets-dir", str(root / "datasets"),
+                 "--history-names", "Track 10"]) == 2
+    assert "no item names (item_names.tsv)" in capsys.readouterr().err

@@ -152,7 +152,9 @@ def test_resume_keeps_the_runs_budget_and_precision(small_run):
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0  # no flags: the run's own
     state = torch.load(run_dir / "last.pt", weights_only=True)
     assert state["progress"]["steps"] == 20 and read_records(run_dir)[-1]["step"] == 20
+    command = state["run_options"].pop("command")  # the command that started the run, for the model's card
     assert state["run_options"] == {"max_steps": 20, "max_minutes": None, "precision": "bf16", "compile": False}
+    assert command.startswith("gsasrec train --config") and state["command"] == command
     assert main(["train", "--resume", str(run_dir)]) == 2  # its budget is spent: say so
     assert main(["train", "--resume", str(run_dir), "--max-steps", "24", "--no-progress"]) == 0
     assert read_records(run_dir)[-1]["step"] == 24

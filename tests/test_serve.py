@@ -2,10 +2,6 @@
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -13,23 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, path, body=None, raw=None):
-    """(status, parsed JSON) of a GET, or a POST of `body` (JSON) or `raw` bytes."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(base + path, data=data, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+from service import call, running_service
 
 
 def rss_kb(pid: int) -> int:
@@ -42,51 +22,45 @@ def rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def server(pattern_run):
     _, _, run_dir = pattern_run
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gsasrec", "serve", "--checkpoint", str(run_dir / "best.pt"),
-                                "--port", str(port), "--max-k", "20", "--max-history", "500"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if call(base, "/health")[0] == 200:
-                break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if time.time() > deadline or process.poll() is not None:
-            process.kill()
-            raise AssertionError("server did not start")
-        time.sleep(0.2)
-    yield base, process
-    process.terminate()
-    process.wait(timeout=30)
+    with running_service("--checkpoint", str(run_dir / "best.pt"), "--max-k", "20", "--max-history", "500") as served:
+        yield served
 
 
-def test_health_items_and_docs(server):
+def fetch_text(url: str) -> tuple[str, str]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        return response.headers["content-type"], response.read().decode(errors="replace")
+
+
+def test_api_pages_are_swagger_and_redoc_served_offline(server):
     base, _ = server
-    status, health = call(base, "/health")
-    assert status == 200 and health["status"] == "ok" and health["num_items"] == 50
-    assert call(base, "/items/13") == (200, {"internal_id": 13, "item": 13, "name": None})
-    assert call(base, "/items/999")[0] == 404
-    assert call(base, "/openapi.json")[1]["paths"].keys() >= {"/recommend", "/recommend/batch", "/health"}
+    for page_path in ("/docs", "/redoc"):
+        content_type, page = fetch_text(base + page_path)
+        assert content_type.startswith("text/html")
+        # Every script, style and icon the page loads comes from this server, and is there.
+        references = re.findall(r"""(?:src|href)=["']([^"']+)["']|_url: ?["']([^"']+)["']|url: ?'([^']+)'""", page)
+        loaded = [next(part for part in found if part) for found in references]
+        assert loaded and not [url for url in loaded if "//" in url], (page_path, loaded)
+        for url in loaded:
+            fetch_text(base + url)
+    assert "SwaggerUIBundle" in fetch_text(base + "/docs")[1]
 
 
-def test_docs_page_works_offline_and_its_examples_are_answered(server):
+def test_openapi_examples_use_the_served_ids_and_are_answered(server):
     base, _ = server
-    with urllib.request.urlopen(base + "/docs", timeout=30) as response:
-        assert response.status == 200 and response.headers["content-type"].startswith("text/html")
-        page = response.read().decode()
-    # Nothing fetched from elsewhere: every script, style and link is in the page or on this server.
-    assert "http://" not in page and "https://" not in page and "cdn" not in page.lower()
-    assert 'fetch("openapi.json")' in page
-    examples = json.loads(re.search(r"const EXAMPLES = (.*);", page).group(1))
-    assert set(examples) == {"post /recommend", "post /recommend/batch", "get /health", "get /items/{item_id}"}
-    for operation, example in examples.items():
-        method, _ = operation.split(" ", 1)
-        status, _ = call(base, example) if method == "get" else call(base, operation.split(" ", 1)[1],
-                                                                     raw=example.encode())
-        assert status == 200, operation
+    schema = call(base, "/openapi.json")[1]
+    components = schema["components"]["schemas"]
+    recommend_example = components["RecommendRequest"]["examples"][0]
+    assert recommend_example["history"] == [1, 2, 3]  # this dataset's first items
+    assert call(base, "/recommend", recommend_example)[0] == 200
+    assert call(base, "/recommend/batch", components["BatchRequest"]["examples"][0])[0] == 200
+    described = components["RecommendRequest"]["properties"]
+    assert {"k", "exclude_seen", "model", "target"} <= described.keys()
+    assert all(described[name].get("description") for name in ("k", "exclude_seen", "model", "target"))
+    assert all(field.get("description") for field in components["Item"]["properties"].values())
+    item_parameter = schema["paths"]["/items/{item_id}"]["get"]["parameters"][0]
+    assert call(base, "/items/" + item_parameter["examples"][0])[0] == 200 if "examples" in item_parameter \
+        else call(base, "/items/" + item_parameter["schema"]["examples"][0])[0] == 200
 
 
 def test_recommend_planted_pattern(server):
@@ -219,3 +193,77 @@ def test_the_server_answers_correctly_after_the_fuzzing(server):
     base, _ = server
     status, body = call(base, "/recommend", {"history": [10, 11, 12], "k": 1})
     assert status == 200 and body["items"][0]["item"] == 13
+
+
+def test_explorer_api_models_search_users_and_target_rank(server):
+    base, _ = server
+    status, listed = call(base, "/models")
+    assert status == 200 and [m["name"] for m in listed["models"]] == ["best"]
+    card = listed["models"][0]
+    assert card["config"]["dataset_name"] == "cycle" and card["num_items"] == 50 and card["steps"] > 0
+    assert card["splits"]["test"] == 400 and card["calibrated"] is False and "command" in card
+    # search: the exact id first, then ids that start with the query; bounded and paged
+    status, found = call(base, "/items?query=1&limit=3")
+    assert status == 200 and found["total"] == 11 and [i["item"] for i in found["items"]] == [1, 10, 11]
+    assert [i["item"] for i in call(base, "/items?query=1&limit=3&offset=9")[1]["items"]] == [18, 19]
+    for bad in ("query=", "query=1&limit=0", "query=1&limit=101", "query=1&offset=-1", "query=" + "x" * 201, ""):
+        assert call(base, "/items?" + bad)[0] == 422, bad
+    # a dataset user, and the held-out item's rank among all recommendations
+    assert call(base, "/users/test") == (200, {"split": "test", "count": 400})
+    status, user = call(base, "/users/test/7")
+    assert status == 200 and user["number"] == 7 and user["user"] is None and user["sequence_length"] == 20
+    history = [item["item"] for item in user["history"]]
+    status, answer = call(base, "/recommend", {"history": history, "k": 3, "target": user["held_out"]["item"]})
+    ranks = call(base, "/recommend", {"history": history, "k": 20})[1]["items"]
+    expected = next((r["rank"] for r in ranks if r["item"] == user["held_out"]["item"]), None)
+    assert status == 200 and answer["target_rank"] is not None
+    assert expected is None or answer["target_rank"] == expected
+    assert 1 <= call(base, "/users/val/random")[1]["number"] <= 64
+    for bad in ("/users/test/0", "/users/test/401", "/users/test/abc", "/users/train/1", "/users/test/-1"):
+        assert call(base, bad)[0] == 422, bad
+    # the model by name, and an unknown one
+    assert call(base, "/recommend", {"history": [1, 2], "model": "best"})[0] == 200
+    status, body = call(base, "/recommend", {"history": [1, 2], "model": "nope"})
+    assert status == 422 and "unknown model 'nope'; loaded: best" in body["detail"]
+
+
+def test_page_and_plain_messages(server):
+    base, _ = server
+    content_type, page = fetch_text(base + "/")
+    assert content_type.startswith("text/html") and 'src="explorer/explorer.js"' in page
+    request = urllib.request.Request(base + "/recommend", data=b'{"history": [1, 2]}',
+                                     headers={"content-type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 415
+    assert "content-type: application/json" in json.loads(refused.value.read())["detail"]
+    status, body = call(base, "/recommend", {"history": ["Toy Story (1995)"]})
+    assert status == 422 and "'Toy Story (1995)'" in body["detail"] and "/items?query=" in body["detail"]
+
+
+def test_several_models_with_their_own_ids(pattern_run, tmp_path):
+    """The cycle model (ids 1..50) beside one trained on an imported log of string ids, in one service."""
+    from gsasrec.cli import main
+
+    root, _, run_dir = pattern_run
+    log = tmp_path / "log.csv"
+    rows = [(f"u{u}", f"sku-{(u + t) % 30 + 1}", t) for u in range(120) for t in range(8)]
+    log.write_text("user,item,time\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    datasets = tmp_path / "datasets"
+    assert main(["data", "import", "--interactions", str(log), "--name", "shop", "--datasets-dir", str(datasets),
+                 "--user-col", "user", "--item-col", "item", "--time-col", "time", "--val-users", "20"]) == 0
+    assert main(["train", "--dataset", "shop", "--datasets-dir", str(datasets), "--max-steps", "5",
+                 "--output-dir", str(tmp_path / "shop_run"), "--device", "cpu", "--no-progress"]) == 0
+    with running_service("--checkpoint", f"cycle={run_dir / 'best.pt'}",
+                         "--checkpoint", f"shop={tmp_path / 'shop_run' / 'last.pt'}") as (base, _):
+        assert [m["name"] for m in call(base, "/models")[1]["models"]] == ["cycle", "shop"]
+        assert call(base, "/recommend", {"history": [10, 11, 12], "k": 1})[1]["items"][0]["item"] == 13
+        status, body = call(base, "/recommend", {"history": ["sku-3", "sku-4"], "k": 2, "model": "shop"})
+        assert status == 200 and all(str(row["item"]).startswith("sku-") for row in body["items"])
+        assert call(base, "/recommend", {"history": ["sku-3"], "model": "cycle"})[0] == 422  # not its ids
+        assert call(base, "/items/sku-3?model=shop")[1]["item"] == "sku-3"
+        assert call(base, "/items/sku-3")[0] == 404  # the first model's catalogue
+        assert [i["item"] for i in call(base, "/items?query=sku-1&limit=2&model=shop")[1]["items"]] == \
+            ["sku-1", "sku-10"]
+        user = call(base, "/users/test/1?model=shop")[1]
+        assert user["user"].startswith("u") and str(user["held_out"]["item"]).startswith("sku-")

@@ -145,7 +145,7 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, we
 
 
 def save_reliability_diagram(calibration: Calibration, path: str | Path, title: str) -> Path:
-    figure, (diagram, shares) = subplots(2, 1, figsize=(5.5, 6.5), dpi=100, sharex=True,
+    figure, (diagram, shares) = subplots(2, 1, figsize=(5.5, 7.2), dpi=100, sharex=True,
                                              gridspec_kw={"height_ratios": [3, 1]})
     centers = (calibration.bin_edges[:-1] + calibration.bin_edges[1:]) / 2
     width = calibration.bin_edges[1] - calibration.bin_edges[0]
@@ -156,11 +156,24 @@ def save_reliability_diagram(calibration: Calibration, path: str | Path, title: 
     diagram.plot(calibration.mean_predicted[filled], calibration.observed[filled], "o", color="#d1495b",
                  markersize=4, label="bin mean prediction")
     diagram.set_ylabel("fraction that is the next item")
-    diagram.set_title(f"{title}\nECE {calibration.ece:.4f}, E/O {calibration.expected_over_observed:.2f}")
+    diagram.set_title(f"{title}\n{figures_line(calibration)}")
     diagram.legend(loc="upper left", fontsize=8)
     shares.bar(centers, np.maximum(calibration.weight, 1e-12), width=width * 0.9, color="#888888")
     shares.set_yscale("log")
     shares.set_ylabel("share")
     shares.set_xlabel("sigmoid(score)")
-    figure.tight_layout()
+    figure.text(0.02, 0.01, RELIABILITY_CAPTION, fontsize=7, color="#444444", wrap=True, va="bottom")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     return save_figure(figure, path)
+
+
+def figures_line(calibration: Calibration) -> str:
+    """"ECE 4e-05, E/O 0.99": three significant digits, since a calibrated model's ECE is of order 1e-5,
+    which four fixed decimals showed as 0.0000."""
+    return f"ECE {calibration.ece:.3g}, E/O {calibration.expected_over_observed:.3g}"
+
+
+RELIABILITY_CAPTION = (
+    "The upper bins hold a tiny share of the pairs (lower panel, log scale): their bars are noisy, and sit "
+    "below the diagonal as expected, since a bin of the highest predictions gathers the model's "
+    "overestimates. ECE weights each bin by its share, so the crowded low bins decide it.")

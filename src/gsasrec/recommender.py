@@ -72,11 +72,58 @@ class ItemCatalog:
         """to_internal(history), or an error when none of its ids is known."""
         known, unknown = self.to_internal(history)
         if not known:
-            raise GSASRecError(f"history has no known items{where}: nothing to recommend from")
+            shown = ", ".join(repr(item) for item in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            ids = "the dataset's item ids (item_ids.tsv)" if isinstance(self.external[0], str) else \
+                f"item ids 1..{self.num_items} as in the dataset's files"
+            raise GSASRecError(f"history has no known items{where}: {shown or 'it is empty'}; expected {ids}"
+                               f" (to give titles: recommend --history-names \"NAME; NAME\", or search GET "
+                               f"/items?query=)")
         return known, unknown
 
     def describe(self, internal: int) -> dict:
         return {"item": self.external[internal - 1], "name": self.names[internal - 1]}
+
+    def search(self, query: str, limit: int = 20, offset: int = 0) -> tuple[int, list[int]]:
+        """(how many items match, internal ids of matches offset..offset+limit): an id equal to the query
+        first, then ids that start with it, then names that contain it (case-insensitive), each in id order."""
+        text = query.strip().lower()
+        if not text:
+            return 0, []
+        exact, prefix, named = [], [], []
+        for internal, (item, name) in enumerate(zip(self._external_text, self._lower_names), start=1):
+            if item == text:
+                exact.append(internal)
+            elif item.startswith(text):
+                prefix.append(internal)
+            elif name is not None and text in name:
+                named.append(internal)
+        matches = exact + prefix + named
+        return len(matches), matches[offset:offset + limit]
+
+    def closest_names(self, text: str, count: int = 3) -> list[str]:
+        """Names (or ids) that look most like `text`: the hint for an item that was not found."""
+        import difflib
+
+        names = [name for name in self.names if name is not None]
+        pool = names if names else [str(item) for item in self.external]
+        return difflib.get_close_matches(text, pool, n=count, cutoff=0.5)
+
+    def by_name(self, name: str) -> int | None:
+        """The internal id of the item called exactly `name` (case and surrounding spaces ignored)."""
+        if not hasattr(self, "_name_index"):
+            self._name_index = {}
+            for internal, lower in enumerate(self._lower_names, start=1):
+                if lower is not None:
+                    self._name_index.setdefault(lower.strip(), internal)  # the first of equal names
+        return self._name_index.get(name.strip().lower())
+
+    @cached_property
+    def _external_text(self) -> list[str]:
+        return [str(item).lower() for item in self.external]
+
+    @cached_property
+    def _lower_names(self) -> list[str | None]:
+        return [name.lower() if name is not None else None for name in self.names]
 
 
 def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
@@ -92,12 +139,28 @@ def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
     return {}
 
 
+# What a checkpoint says of its training, shown on a model's card (the explorer page, GET /models): a
+# shipped model's (pretrained/) holds all of these, a run's best.pt and last.pt some.
+CARD_FIELDS = ("command", "seed", "steps", "minutes", "machine", "threads", "torch", "test_metrics", "calibration",
+               "val_metrics", "dataset_stats")
+
+
+def training_card(payload: dict) -> dict:
+    """CARD_FIELDS of a checkpoint payload; `steps` also from a run checkpoint's `step`."""
+    card = {key: payload[key] for key in CARD_FIELDS if payload.get(key) is not None}
+    if "steps" not in card and isinstance(payload.get("step"), int):
+        card["steps"] = payload["step"]
+    return card
+
+
 class Recommender:
-    def __init__(self, model: GSASRec, catalog: ItemCatalog, config=None, dataset_folder: Path | None = None):
+    def __init__(self, model: GSASRec, catalog: ItemCatalog, config=None, dataset_folder: Path | None = None,
+                 training: dict | None = None):
         self.model = model.eval()
         self.catalog = catalog
         self.config = config
         self.dataset_folder = dataset_folder  # where known users' histories come from (known_history)
+        self.training = training or {}  # CARD_FIELDS the checkpoint holds
         self.device = model.output_table.device
         self.max_score_elements = config.score_chunk_elements if config is not None else None
 
@@ -109,7 +172,21 @@ class Recommender:
         model, config, payload = load_model(path, config, device=resolve_device(device))
         folder = dataset_location(payload, config.dataset_name, datasets_dir)
         folder = folder if folder.is_dir() else None
-        return cls(model, ItemCatalog(model.num_items, folder), config, folder)
+        return cls(model, ItemCatalog(model.num_items, folder), config, folder, training_card(payload))
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether `probability` estimates the chance of the next item: gBCE with t=1 (the paper's result)."""
+        return self.config is not None and self.config.loss == "gbce" and self.config.gbce_t == 1.0
+
+    def card(self) -> dict:
+        """The model's config, what its checkpoint says of its training, and its catalogue's size."""
+        from dataclasses import asdict
+
+        return {"config": asdict(self.config) if self.config is not None else {}, **self.training,
+                "num_items": self.model.num_items, "calibrated": self.calibrated,
+                "has_names": any(name is not None for name in self.catalog.names),
+                "splits": {name: self.split_size(name) for name in ("test", "val")}}
 
     def user_history(self, split: Split, user: int) -> tuple[list[ItemId], ItemId]:
         """(history, held-out item) of the split's user number `user` (1-based: its line), as external ids."""
@@ -118,6 +195,31 @@ class Recommender:
         external = self.catalog.external
         return ([external[i - 1] for i in split.inputs[user - 1].tolist()],
                 external[int(split.targets[user - 1]) - 1])
+
+    def split_size(self, name: str) -> int:
+        """How many users the dataset's split `name` holds (0 when the dataset folder is not here)."""
+        return len(self.split(name).inputs) if self.dataset_folder is not None else 0
+
+    def dataset_user(self, name: str, line: int) -> dict:
+        """Line `line` (1-based) of split `name`: the user's own id (None without user_ids.tsv), history
+        (external ids, oldest first) and held-out item."""
+        from gsasrec.data.folder import SPLIT_USERS, USER_IDS
+
+        if self.dataset_folder is None:
+            raise GSASRecError("the checkpoint's dataset folder is not here: its users cannot be shown")
+        history, held_out = self.user_history(self.split(name), line)
+        user = None
+        if (self.dataset_folder / USER_IDS).is_file():
+            lines = self.dataset_folder / name / SPLIT_USERS
+            internal = int(lines.read_text().split()[line - 1]) if lines.is_file() else line
+            user = self._user_ids[internal - 1]
+        return {"user": user, "history": history, "held_out": held_out}
+
+    @cached_property
+    def _user_ids(self) -> list[str]:
+        from gsasrec.data.folder import USER_IDS, read_id_table
+
+        return read_id_table(self.dataset_folder / USER_IDS)
 
     def known_history(self, user: str) -> list[ItemId]:
         """All the dataset holds of a user, by the user's own id (user_ids.tsv): their test input and its
@@ -129,15 +231,21 @@ class Recommender:
         line = split_line_of(self.dataset_folder, "test", user)
         if line is None:
             raise GSASRecError(f"{self.dataset_folder} has no user_ids.tsv: send the history itself")
-        split = self._test_split  # read once: a server answers many users
+        split = self.split("test")
         external = self.catalog.external
         return [external[i - 1] for i in split.inputs[line - 1].tolist() + [int(split.targets[line - 1])]]
 
-    @cached_property
-    def _test_split(self) -> Split:
+    def split(self, name: str) -> Split:
+        """The dataset's split `name` ("test" or "val"), read once: a server answers many users."""
         from gsasrec.data.folder import read_split
 
-        return read_split(self.dataset_folder / "test", self.model.num_items)
+        if name not in self._splits:
+            self._splits[name] = read_split(self.dataset_folder / name, self.model.num_items)
+        return self._splits[name]
+
+    @cached_property
+    def _splits(self) -> dict[str, Split]:
+        return {}
 
     def rank_of(self, history: Sequence[ItemId], item: ItemId, exclude_seen: bool = True) -> int | None:
         """1-based rank of `item` among all recommendations for `history` (None: unknown or excluded)."""

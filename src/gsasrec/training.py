@@ -64,6 +64,7 @@ class RunOptions:
     # does (tuning prunes a trial that is clearly behind with it). Single-process runs only.
     after_validation: Callable[[int, dict], bool] | None = field(default=None, repr=False)
     compare_baselines: bool = True  # print the baselines' validation figure beside the run's at its end
+    command: str | None = None  # the command line that started the run, kept in its checkpoints
 
 
 @dataclass
@@ -142,7 +143,7 @@ def claim_run_dir(run_dir: Path, force: bool) -> None:
 
 
 # Run options that a resumed run keeps from the interrupted one unless told otherwise.
-RECORDED_OPTIONS = ("max_steps", "max_minutes", "precision", "compile")
+RECORDED_OPTIONS = ("max_steps", "max_minutes", "precision", "compile", "command")
 
 
 def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **changes) -> RunResult:
@@ -345,7 +346,7 @@ class Trainer:
                 p.best_metric, p.best_step, p.epochs_without_improvement = value, p.steps, 0
                 save_checkpoint(self.run_dir / BEST_CHECKPOINT, self.model, config, self.dataset.stats,
                                 step=p.steps, epoch=p.epoch, seed=self.seed, val_metrics=metrics,
-                                dataset_path=self.dataset_path)
+                                dataset_path=self.dataset_path, command=self.options.command)
             elif not partial:
                 p.epochs_without_improvement += 1
             record = {"epoch": p.epoch, "step": p.steps, "loss": epoch_loss, "metrics": metrics, "best": improved,
@@ -384,6 +385,7 @@ class Trainer:
         save_checkpoint(
             self.run_dir / LAST_CHECKPOINT, self.model, self.config, self.dataset.stats,
             seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
+            command=self.options.command, step=p.steps,
             run_options={name: getattr(self.options, name) for name in RECORDED_OPTIONS},
             progress={**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]},
             rng={"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),

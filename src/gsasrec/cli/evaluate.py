@@ -64,7 +64,8 @@ def register(commands) -> None:
     evaluate.add_argument("--calibration-negatives", type=positive_int, default=1000, metavar="M",
                           help="non-target items sampled per user for --calibration (default 1000)")
     evaluate.add_argument("--calibration-plot", metavar="PNG",
-                          help="where to save the reliability diagram (default: <checkpoint>_calibration.png)")
+                          help="where to save the reliability diagram (default: <checkpoint name>_calibration.png "
+                               "in the working directory)")
     add_common(evaluate)
     evaluate.set_defaults(handler=run)
 
@@ -143,7 +144,8 @@ def report_calibration(result, args: argparse.Namespace, checkpoint: str):
     calibration = expected_calibration_error(probabilities, labels, weights)
     print(f"calibration: each user's target against {args.calibration_negatives} items drawn from "
           f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)
-    plot = Path(args.calibration_plot or f"{Path(checkpoint).with_suffix('')}_calibration.png")
+    # in the working directory, not beside the checkpoint: a shipped model's folder is not for our files
+    plot = Path(args.calibration_plot or f"{Path(checkpoint).stem}_calibration.png")
     save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
     print(f"reliability diagram: {plot}", file=sys.stderr)
     return calibration

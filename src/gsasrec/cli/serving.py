@@ -11,9 +11,11 @@ from gsasrec.errors import GSASRecError
 
 RECOMMEND_EXAMPLES = """examples:
   gsasrec recommend --checkpoint runs/ml1m/best.pt --history "1 2 3 4" -k 5
-  gsasrec recommend --checkpoint runs/ml1m/best.pt --user 17 --split test --json"""
+  gsasrec recommend --checkpoint runs/ml1m/best.pt --user 17 --split test --json
+  gsasrec recommend --checkpoint pretrained/ml1m_gsasrec_t0.75.pt --history-names "Toy Story (1995); Fargo (1996)"""
 SERVE_EXAMPLES = """examples:
-  gsasrec serve --checkpoint runs/ml1m/best.pt --port 8000
+  gsasrec serve --checkpoint runs/ml1m/best.pt --port 8000          # then open http://127.0.0.1:8000/
+  gsasrec serve --checkpoint gsasrec=pretrained/ml1m_gsasrec_t0.75.pt --checkpoint sasrec=pretrained/ml1m_sasrec.pt
   curl -s localhost:8000/recommend -H 'content-type: application/json' -d '{"history": [1, 2, 3], "k": 5}'"""
 EXPORT_EXAMPLES = """examples:
   gsasrec export --checkpoint runs/ml1m/best.pt --format onnx --output ml1m.onnx
@@ -30,6 +32,8 @@ def register(commands) -> None:
     add_model_options(recommend)
     source = recommend.add_mutually_exclusive_group(required=True)
     source.add_argument("--history", metavar='"ID ID ..."', help="item ids, oldest first, space-separated")
+    source.add_argument("--history-names", metavar='"NAME; NAME ..."',
+                        help="item names (titles), oldest first, separated by ';' (case-insensitive)")
     source.add_argument("--user", metavar="ID",
                         help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
                              "(an imported log), or N for the Nth line of the split's input")
@@ -40,11 +44,16 @@ def register(commands) -> None:
     recommend.set_defaults(handler=run_recommend)
 
     serve = commands.add_parser(
-        "serve", help="HTTP service: POST /recommend, /recommend/batch; GET /health, /items/{id}, /docs",
-        formatter_class=formatter, epilog=SERVE_EXAMPLES,
-        description="Serve recommendations over HTTP (needs: pip install 'gsasrec[serve]'). Concurrent "
-                    "requests are scored in batches. OpenAPI docs at /docs.")
-    add_model_options(serve)
+        "serve", help="HTTP service and explorer page: GET /, POST /recommend, /recommend/batch, GET /models, "
+                      "/items, /users, /docs", formatter_class=formatter, epilog=SERVE_EXAMPLES,
+        description=f"Serve recommendations over HTTP (needs the serve extra: {SERVE_EXTRA}). The page at / "
+                    "explores the models: build a history, open a dataset user, compare models side by side. "
+                    "Concurrent requests are scored in batches. API pages at /docs (Swagger UI) and /redoc.")
+    serve.add_argument("--checkpoint", required=True, action="append", metavar="[NAME=]FILE",
+                       help="checkpoint file; repeat to serve several models side by side, each named NAME "
+                            "(default: the file's name without .pt); the first answers requests naming none")
+    serve.add_argument("--config", metavar="FILE", help="config file (needed for a bare state_dict; one checkpoint)")
+    add_common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port_number, default=8000, help="port, 1-65535 (default 8000)")
     serve.add_argument("--max-k", type=positive_int, default=100, help="largest k accepted (default 100)")
@@ -70,12 +79,30 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
 
 
-def load_recommender(args: argparse.Namespace):
+SERVE_EXTRA = "pip install 'gsasrec[serve]' (in a checkout: pip install -e \".[serve]\")"
+
+
+def load_recommender(args: argparse.Namespace, checkpoint: str | None = None):
     from gsasrec.config import load_config
     from gsasrec.recommender import Recommender
 
     config = load_config(args.config) if args.config else None
-    return Recommender.from_checkpoint(args.checkpoint, args.device, args.datasets_dir, config)
+    return Recommender.from_checkpoint(checkpoint or args.checkpoint, args.device, args.datasets_dir, config)
+
+
+def named_checkpoints(values: list[str]) -> dict[str, str]:
+    """--checkpoint [NAME=]FILE values as {name: file}; a name defaults to the file's name without .pt."""
+    from pathlib import Path
+
+    named = {}
+    for value in values:
+        name, _, path = value.rpartition("=") if "=" in value and not Path(value).exists() else ("", "", value)
+        name = name or Path(path).stem
+        if not name or name in named:
+            problem = "a name is needed" if not name else f"the name {name!r} is taken"
+            raise GSASRecError(f"--checkpoint {value}: {problem}; name each model: --checkpoint NAME=FILE")
+        named[name] = path
+    return named
 
 
 def run_recommend(args: argparse.Namespace) -> None:
@@ -83,6 +110,8 @@ def run_recommend(args: argparse.Namespace) -> None:
     target = None
     if args.history is not None:
         history = args.history.split()
+    elif args.history_names is not None:
+        history = history_from_names(recommender.catalog, args.history_names)
     else:
         history, target = user_history(recommender, args)
     result = recommender.recommend(history, args.k, exclude_seen=not args.include_seen)
@@ -103,6 +132,28 @@ def run_recommend(args: argparse.Namespace) -> None:
     if held_out is not None:
         where = f"rank {held_out['rank']}" if held_out["rank"] else "excluded (already in the history)"
         print(f"held-out item {held_out['item']}: {where}")
+
+
+def history_from_names(catalog, text: str) -> list:
+    """External ids of the ';'-separated names in `text`; an error listing every name not found, with the
+    closest names the catalogue has."""
+    names = [name.strip() for name in text.split(";") if name.strip()]
+    if not any(name is not None for name in catalog.names):
+        raise GSASRecError("--history-names: this model's dataset has no item names (item_names.tsv); use --history")
+    found, missing = [], []
+    for name in names:
+        internal = catalog.by_name(name)
+        if internal is None:
+            missing.append(name)
+        else:
+            found.append(catalog.external[internal - 1])
+    if missing:
+        hints = "; ".join(f"{name!r} (closest: {', '.join(map(repr, catalog.closest_names(name))) or 'none'})"
+                          for name in missing)
+        raise GSASRecError(f"--history-names: no item named {hints}")
+    if not found:
+        raise GSASRecError("--history-names: no names given; separate names with ';'")
+    return found
 
 
 def user_history(recommender, args: argparse.Namespace) -> tuple[list, object]:
@@ -132,8 +183,13 @@ def run_serve(args: argparse.Namespace) -> None:
 
         from gsasrec.serve import serve
     except ImportError:
-        raise GSASRecError("serving needs the serve extra: pip install 'gsasrec[serve]'") from None
-    serve(load_recommender(args), args.host, args.port, max_k=args.max_k, max_history=args.max_history)
+        raise GSASRecError(f"serving needs the serve extra: {SERVE_EXTRA}") from None
+    checkpoints = named_checkpoints(args.checkpoint)
+    if args.config and len(checkpoints) > 1:
+        raise GSASRecError("--config describes one bare state_dict: serve it alone, or use checkpoints that hold "
+                           "their config")
+    models = {name: load_recommender(args, path) for name, path in checkpoints.items()}
+    serve(models, args.host, args.port, max_k=args.max_k, max_history=args.max_history)
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 
 from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int | None:
         options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                              seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
                              progress=args.progress, precision=args.precision or "fp32",
-                             compile=bool(args.compile), force=args.force)
+                             compile=bool(args.compile), force=args.force,
+                             command=shlex.join(["gsasrec", *args.argv]))
         overrides = parse_overrides(args.overrides)
         if args.dataset:
             dataset = open_dataset(args.dataset, args.datasets_dir)
