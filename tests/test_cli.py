@@ -139,3 +139,13 @@ def test_help_and_argument_errors_do_not_wait_for_torch(argv):
 def test_serve_names_each_model_once(tmp_path):
     result = gsasrec("serve", "--checkpoint", tmp_path / "a" / "best.pt", "--checkpoint", tmp_path / "b" / "best.pt")
     assert_one_line_error(result, "the name 'best' is taken; name each model: --checkpoint NAME=FILE")
+
+
+def test_serve_without_the_extra_says_how_to_install_it(tmp_path):
+    # fastapi made unimportable in that process only, as on a machine without the serve extra
+    probe = ("import sys\nsys.modules['fastapi'] = None\nfrom gsasrec.cli import main\n"
+             f"sys.exit(main(['serve', '--checkpoint', {str(tmp_path / 'x.pt')!r}]))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(result, "pip install 'gsasrec[serve]' (in a checkout: pip install -e \".[serve]\")")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "pip install 'gsasrec[serve]'" in readme and 'pip install -e ".[serve]"' in readme
