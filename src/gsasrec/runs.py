@@ -61,11 +61,40 @@ def write_config_file(run_dir: Path, config, notes: dict | None = None) -> Path:
     return path
 
 
+# Each line of metrics.jsonl: field -> the types it may have (a number may be an int or a float).
+RECORD_FIELDS = {"epoch": (int,), "step": (int,), "loss": (int, float), "metrics": (dict,), "best": (bool,),
+                 "seconds": (int, float)}
+
+
 def read_records(run_dir: Path) -> list[dict]:
+    """metrics.jsonl's records; a damaged line (cut off, not a JSON object, a field missing or of the
+    wrong type) is a one-line error naming the file and line."""
     path = Path(run_dir) / METRICS_LOG
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GSASRecError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    return [parse_record(line, path, number) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def parse_record(line: str, path: Path, number: int) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise GSASRecError(f"{path}, line {number}: damaged ({error.msg}); expected one JSON object per "
+                           f"epoch") from None
+    if not isinstance(record, dict):
+        raise GSASRecError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+    for name, types in RECORD_FIELDS.items():
+        value = record.get(name)
+        if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
+            wanted = " or ".join(t.__name__ for t in types)
+            raise GSASRecError(f"{path}, line {number}: field {name!r} should be {wanted}, got {value!r:.60}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record["metrics"].values()):
+        raise GSASRecError(f"{path}, line {number}: field 'metrics' should map names to numbers")
+    return record
 
 
 def append_record(run_dir: Path, record: dict) -> None:
@@ -117,11 +146,22 @@ def draw_curve(run_dir: Path, metric: str) -> Path | None:
 
 
 def read_run_config(run_dir: Path) -> dict:
-    """config.json of a run folder: config, run options, dataset stats, environment."""
+    """config.json of a run folder: config, run options, dataset stats, environment. Damage (cut off, not
+    an object, no 'config' mapping) is a one-line error naming the file."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
-    return json.loads(path.read_text())
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = getattr(error, "msg", None) or getattr(error, "strerror", None) or str(error)
+        raise GSASRecError(f"{path}: damaged ({reason}); expected the JSON object a run writes") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+        raise GSASRecError(f"{path}: expected a JSON object with a 'config' mapping")
+    for key in ("environment", "run_options", "dataset_stats"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise GSASRecError(f"{path}: {key!r} should be a mapping, got {type(payload[key]).__name__}")
+    return payload
 
 
 def summarize_run(run_dir: Path) -> dict:

@@ -13,7 +13,8 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import evaluate_config
+from gsasrec.files import exclusive
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
 from gsasrec.runs import (
@@ -41,6 +43,7 @@ from gsasrec.runs import (
     write_config_file,
     write_run_config,
 )
+from gsasrec.runstate import Progress, progress_from
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import Budget, TrainingStep, learning_rate_at
 
@@ -82,21 +85,6 @@ class RunResult:
     baselines: dict = field(default_factory=dict)  # baseline name -> its val_metric on the validation users
 
 
-@dataclass
-class Progress:
-    """Where the run is; saved in last.pt."""
-
-    epoch: int = 1  # the epoch under way, 1-based
-    batch: int = 0  # batches of it done
-    steps: int = 0
-    best_metric: float = -math.inf
-    best_step: int = 0
-    epochs_without_improvement: int = 0
-    epoch_losses: list = field(default_factory=list)
-    seconds: float = 0.0  # training wall time before this process
-    finished: bool = False  # early stopping or max_epochs ended it (a budget stop can be resumed)
-
-
 CONTINUE, BUDGET_SPENT, INTERRUPTED = 0, 1, 2
 
 
@@ -107,13 +95,22 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
     unless options.force, which clears it first. Every rank checks before any rank writes: joining the
     process group waits for all of them.
     """
-    if options.output_dir is not None:
-        claim_run_dir(Path(options.output_dir), options.force)
-    trainer = Trainer(config, dataset, options)
-    try:
-        return finish_together(trainer.world, trainer.run())
-    finally:
-        leave(trainer.world)
+    with run_lock(options.output_dir):
+        if options.output_dir is not None:
+            claim_run_dir(Path(options.output_dir), options.force)
+        trainer = Trainer(config, dataset, options)
+        try:
+            return finish_together(trainer.world, trainer.run())
+        finally:
+            leave(trainer.world)
+
+
+def run_lock(run_dir: str | Path | None):
+    """The run folder's lock, held by the main process for the whole run: a second `train` or `--resume`
+    on the same folder is refused at once instead of interleaving its records and checkpoints."""
+    if run_dir is None or not is_main_process():
+        return nullcontext()
+    return exclusive(Path(run_dir), "run folder")
 
 
 # Logits one training step may hold: (batch, length, 1 + negatives). 2^31 float32 values are 8 GiB, and
@@ -154,6 +151,11 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
     max_steps=400 stops at step 400, max_minutes at that much training time in all. The dataset is the
     folder the run trained on, or <datasets_dir>/<dataset_name> when given.
     """
+    with run_lock(run_dir):
+        return resume_locked(run_dir, datasets_dir, changes)
+
+
+def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes: dict) -> RunResult:
     state = read_resume_state(run_dir)
     if state["progress"].get("finished"):
         raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
@@ -161,11 +163,13 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
     if datasets_dir is None and state.get("dataset_path"):
         datasets_dir = Path(state["dataset_path"]).parent
     dataset = open_dataset(config.dataset_name, datasets_dir)
-    if state["dataset_stats"] and state["dataset_stats"].get("num_items") != dataset.num_items:
-        raise GSASRecError(f"{run_dir} was trained on num_items={state['dataset_stats'].get('num_items')}, "
-                           f"but dataset {dataset.path} has num_items={dataset.num_items}")
+    check_same_dataset(run_dir, state["dataset_stats"] or {}, dataset)
     given = {name: value for name, value in changes.items() if value is not None}
-    options = RunOptions(**{**state.get("run_options", {}), **given})
+    recorded = state.get("run_options", {})
+    if set(recorded) - set(RECORDED_OPTIONS):
+        raise GSASRecError(f"{Path(run_dir) / LAST_CHECKPOINT}: 'run_options' has unknown field "
+                           f"{sorted(set(recorded) - set(RECORDED_OPTIONS))[0]!r}")
+    options = RunOptions(**{**recorded, **given})
     options.output_dir, options.seed = Path(run_dir), state["seed"]
     steps, seconds = state["progress"]["steps"], state["progress"]["seconds"]
     if (options.max_steps is not None and steps >= options.max_steps) or \
@@ -180,6 +184,16 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
         return finish_together(trainer.world, trainer.run())
     finally:
         leave(trainer.world)
+
+
+def check_same_dataset(run_dir: str | Path, trained_on: dict, dataset: Dataset) -> None:
+    """Refuse to resume on another dataset: its counts (items, users, interactions) are the fingerprint
+    recorded with the run; another folder that only shares the item count would train on silently."""
+    for name in ("num_items", "num_users", "num_interactions"):
+        recorded, found = trained_on.get(name), dataset.stats.get(name)
+        if recorded is not None and found is not None and recorded != found:
+            raise GSASRecError(f"{run_dir} was trained on a dataset with {name}={recorded}, but {dataset.path} "
+                               f"has {name}={found}: resume it on the dataset it was trained on")
 
 
 def resume_line(run_dir: str | Path, progress: dict, options: RunOptions) -> str:
@@ -387,7 +401,7 @@ class Trainer:
             seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
             command=self.options.command, step=p.steps,
             run_options={name: getattr(self.options, name) for name in RECORDED_OPTIONS},
-            progress={**asdict(p), "epoch_losses": [float(x) for x in p.epoch_losses]},
+            progress=p.to_dict(),
             rng={"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
                  "negatives": self.negatives_generator.get_state(),
                  "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
@@ -398,9 +412,9 @@ class Trainer:
             raise GSASRecError("--resume runs in one process; resume a distributed run without torchrun/--nproc")
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
-        saved = dict(state["progress"])
-        saved["epoch_losses"] = [torch.tensor(x) for x in saved["epoch_losses"]]
-        self.progress = Progress(**saved)
+        self.progress = progress_from(state["progress"], self.run_dir / LAST_CHECKPOINT)
+        # on the training device: the losses of this epoch's remaining steps join them there (torch.stack)
+        self.progress.epoch_losses = [torch.tensor(x, device=self.world.device) for x in self.progress.epoch_losses]
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         self.order_generator.set_state(rng["order"])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from gsasrec.cli import formatter
+from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
   gsasrec runs list
@@ -32,9 +33,9 @@ def register(commands) -> None:
 
 
 def run_list(args: argparse.Namespace) -> None:
-    from gsasrec.runs import find_runs, summarize_run
+    from gsasrec.runs import find_runs
 
-    summaries = [summarize_run(run) for run in find_runs(Path(args.root))]
+    summaries = [summary_or_damage(run) for run in find_runs(Path(args.root))]
     if args.json:
         for summary in summaries:
             print(json.dumps(summary))
@@ -45,9 +46,22 @@ def run_list(args: argparse.Namespace) -> None:
     print(f"{'run':<40} {'dataset':<10} {'metric':<9} {'best':>7} {'at step':>7} {'steps':>7} {'epochs':>6} "
           f"{'min':>6}  resumable")
     for s in summaries:
+        if "damaged" in s:  # one damaged run does not hide the others
+            print(f"{s['run']:<40} DAMAGED: {s['damaged']}")
+            continue
         best = f"{s['best']:.4f}" if s["best"] is not None else "-"
         print(f"{s['run']:<40} {str(s['dataset']):<10} {s['val_metric']:<9} {best:>7} {str(s['best_step']):>7} "
               f"{s['steps']:>7} {epochs_text(s):>6} {s['minutes']:>6}  {'yes' if s['resumable'] else 'no'}")
+
+
+def summary_or_damage(run: Path) -> dict:
+    """A run's summary, or {"run", "damaged": the one-line reason} when its files are damaged."""
+    from gsasrec.runs import summarize_run
+
+    try:
+        return summarize_run(run)
+    except GSASRecError as error:
+        return {"run": str(run), "damaged": str(error)}
 
 
 def epochs_text(summary: dict) -> str:

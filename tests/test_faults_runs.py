@@ -1,0 +1,108 @@
+"""Faults of run folders (issue 19, second round): damaged run files, two writers on one run, a resume on
+another dataset, a hand-made last.pt. Each a real subprocess: a one-line error, exit 2, nothing lost."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_faults import assert_one_line_error, gsasrec
+
+
+@pytest.fixture
+def resumable(tmp_path):
+    """A run stopped by its budget at step 1 of a config that allows many more: (tmp_path, run folder)."""
+    from synthetic import write_config, write_cycle_dataset
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=40, num_items=20, val_users=8)
+    config = write_config(tmp_path / "c.py", max_epochs=100000, max_batches_per_epoch=1, early_stopping_patience=100000)
+    run = tmp_path / "runs" / "one"
+    assert gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets", "--output-dir", run,
+                   "--max-steps", "2", "--no-progress").returncode == 0
+    return tmp_path, run
+
+
+@pytest.mark.parametrize("damage, words", [
+    ('{"epoch": 1, "step": 1, "lo', "metrics.jsonl, line 2: damaged"),
+    ('[1, 2]', "metrics.jsonl, line 2: expected a JSON object"),
+    ('{"epoch": 1, "step": "1", "loss": 0.1, "metrics": {}, "best": true, "seconds": 1}', "field 'step' should be int"),
+    ('{"epoch": 1, "step": 1, "loss": 0.1, "best": true, "seconds": 1}', "field 'metrics' should be dict"),
+], ids=["cut-off", "not-an-object", "wrong-type", "missing-key"])
+def test_damaged_records_are_one_line_errors_and_runs_list_flags_them(resumable, damage, words):
+    tmp_path, run = resumable
+    good = tmp_path / "runs" / "two"
+    assert gsasrec("train", "--config", tmp_path / "c.py", "--datasets-dir", tmp_path / "datasets",
+                   "--output-dir", good, "--max-steps", "1", "--no-progress").returncode == 0
+    log = run / "metrics.jsonl"
+    log.write_text(log.read_text().splitlines()[0] + "\n" + damage + "\n")
+    assert_one_line_error(gsasrec("runs", "show", run), words)
+    listed = gsasrec("runs", "list", tmp_path / "runs")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "DAMAGED" in rows[str(run)] and words in rows[str(run)] and "DAMAGED" not in rows[str(good)]
+    as_json = [json.loads(line) for line in gsasrec("runs", "list", tmp_path / "runs", "--json").stdout.splitlines()]
+    assert [("damaged" in row) for row in as_json] == [True, False]
+    assert_one_line_error(gsasrec("train", "--resume", run, "--max-steps", "3"), words)
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("", "config.json: damaged"),
+    ('{"config": "text"}', "config.json: expected a JSON object with a 'config' mapping"),
+    ("[]", "config.json: expected a JSON object"),
+], ids=["empty", "config-not-a-mapping", "not-an-object"])
+def test_damaged_run_config_is_a_one_line_error(resumable, damage, words):
+    _, run = resumable
+    (run / "config.json").write_text(damage)
+    assert_one_line_error(gsasrec("runs", "show", run), words)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: s["progress"].update(epoch="3"), "progress field 'epoch' should be int"),
+    (lambda s: s["progress"].pop("steps"), "'progress' lacks 'steps'"),
+    (lambda s: s["progress"].update(surprise=1), "'progress' has unknown field 'surprise'"),
+    (lambda s: s.update(progress=[1, 2]), "'progress' should be a mapping"),
+    (lambda s: s.update(rng={"torch": 1}), "'rng' should map torch, order and negatives"),
+    (lambda s: s.update(seed="five"), "'seed' should be a whole number"),
+    (lambda s: s.update(run_options={"colour": "red"}), "'run_options' has unknown field 'colour'"),
+], ids=["epoch-text", "no-steps", "unknown-field", "progress-list", "rng", "seed", "run-options"])
+def test_hand_made_last_pt_with_wrong_fields_is_a_one_line_error(resumable, change, words):
+    _, run = resumable
+    state = torch.load(run / "last.pt", weights_only=True)
+    change(state)
+    torch.save(state, run / "last.pt")
+    assert_one_line_error(gsasrec("train", "--resume", run, "--max-steps", "3"), words)
+
+
+def test_resume_on_another_dataset_with_the_same_item_count_is_refused(resumable):
+    from synthetic import write_cycle_dataset
+
+    tmp_path, run = resumable
+    write_cycle_dataset(tmp_path / "other", num_users=60, num_items=20, val_users=8)  # same items, more users
+    result = gsasrec("train", "--resume", run, "--datasets-dir", tmp_path / "other", "--max-steps", "3")
+    assert_one_line_error(result, "num_users=40")
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["steps"] == 2  # untouched
+
+
+def test_two_resumes_of_one_run_at_once_exactly_one_runs(resumable):
+    tmp_path, run = resumable
+    first = subprocess.Popen([sys.executable, "-m", "gsasrec", "train", "--resume", str(run), "--max-steps",
+                              "1000000", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().startswith(f"resuming {run}")  # printed while holding the run's lock
+        second = gsasrec("train", "--resume", run, "--max-steps", "1000000")
+        assert_one_line_error(second, "is being written by another process")
+        again = gsasrec("train", "--config", run / "config.py", "--datasets-dir", tmp_path / "datasets",
+                        "--output-dir", run, "--force")
+        assert_one_line_error(again, "is being written by another process")  # nor started over under it
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 130
+    records = gsasrec("runs", "show", run, "--json")
+    assert records.returncode == 0
+    steps = [r["step"] for r in json.loads(records.stdout)["epochs_log"]]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one writer's records, in order
+    saved = torch.load(run / "last.pt", weights_only=True)["progress"]["steps"]
+    assert saved >= steps[-1]
+    assert gsasrec("train", "--resume", run, "--max-steps", str(saved + 1), "--no-progress").returncode == 0
