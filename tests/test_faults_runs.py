@@ -106,3 +106,39 @@ def test_two_resumes_of_one_run_at_once_exactly_one_runs(resumable):
     saved = torch.load(run / "last.pt", weights_only=True)["progress"]["steps"]
     assert saved >= steps[-1]
     assert gsasrec("train", "--resume", run, "--max-steps", str(saved + 1), "--no-progress").returncode == 0
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_a_one_line_error(resumable):
+    import resource
+
+    tmp_path, _ = resumable
+    run = tmp_path / "runs" / "full"
+
+    def small_disk():  # writes past 16 KB fail as on a full disk; torch reports it as a RuntimeError
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+    result = subprocess.run([sys.executable, "-m", "gsasrec", "train", "--config", str(tmp_path / "c.py"),
+                             "--datasets-dir", str(tmp_path / "datasets"), "--output-dir", str(run),
+                             "--max-steps", "1", "--no-progress"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot write" in result.stderr and ".pt" in result.stderr, result.stderr
+    assert not [p.name for p in run.iterdir() if ".tmp-" in p.name]  # no half-written file left
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_output_paths_that_cannot_be_written_fail_first(resumable, where):
+    tmp_path, run = resumable
+    (tmp_path / "a-file").write_text("keep")
+    target = tmp_path / "runs" if where == "a folder" else tmp_path / "a-file" / "out.png"
+    words = "it is a folder" if where == "a folder" else "a-file is a file, not a folder"
+    checkpoint = run / "last.pt"
+    calibration = gsasrec("evaluate", "--checkpoint", checkpoint, "--datasets-dir", tmp_path / "datasets",
+                          "--calibration", "--calibration-plot", target)
+    assert_one_line_error(calibration, words)
+    assert calibration.stdout == ""  # refused before the evaluation, not after it
+    assert_one_line_error(gsasrec("export", "--checkpoint", checkpoint, "--format", "torchscript",
+                                  "--output", target), words)
+    assert_one_line_error(gsasrec("data", "stats", "cycle", "--datasets-dir", tmp_path / "datasets",
+                                  "--histogram", target), words)
+    assert (tmp_path / "a-file").read_text() == "keep"

@@ -39,11 +39,8 @@ def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig,
         "dataset_stats": dict(dataset_stats),
         **extra,
     }
-    try:
-        with atomic_path(path) as temporary:
-            torch.save(payload, temporary)
-    except OSError as error:  # a full disk, a read-only folder: the previous file, if any, is kept
-        raise GSASRecError(f"cannot write {path}: {error.strerror or first_line(error)}") from None
+    with atomic_path(path) as temporary:  # write errors (a full disk included) are one line; the old file stays
+        torch.save(payload, temporary)
 
 
 def _load(path: Path) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, first_line
 
 try:
     import fcntl
@@ -20,18 +20,58 @@ except ImportError:  # Windows: no advisory locks; writers are not guarded again
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    Every output file of the project is written through here (checkpoints, figures, exports, run files,
+    downloads), so that every write error is one GSASRecError naming the file: a folder in the way, a
+    parent that is a file, no permission, a full disk (torch's own RuntimeError for it included)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     prefix, suffix = f".{path.name}.tmp-", path.suffix
     remove_stale(path.parent, re.escape(prefix) + r"(\d+)" + re.escape(suffix))
     temporary = path.with_name(f"{prefix}{os.getpid()}{suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        raise GSASRecError(f"cannot write {path}: {error.strerror or first_line(error)}") from None
+    except RuntimeError as error:
+        if not any(sign in str(error) for sign in TORCH_WRITE_FAILURES):
+            raise
+        raise GSASRecError(f"cannot write {path}: the write failed (disk full?): {first_line(error)}") from None
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+# How torch.save reports a failed write (a full disk, a vanished folder): as a RuntimeError, not an OSError.
+TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "file write failed", "inline_container.cc")
+
+
+def check_writable(path: str | Path) -> Path:
+    """Make `path`'s folder and check that the file can be written there; a GSASRecError naming the path
+    if not. Called before long work whose result goes there (a calibration pass, an export), so that the
+    error comes first, not after the computation."""
+    path = Path(path)
+    if path.is_dir():
+        raise GSASRecError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise GSASRecError(f"cannot write {path}: {first_file(path.parent)} is a file, not a folder") from None
+    except OSError as error:
+        raise GSASRecError(f"cannot write {path}: {error.strerror or first_line(error)}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise GSASRecError(f"cannot write {path}: no permission to write in {path.parent}")
+    return path
+
+
+def first_file(folder: Path) -> Path:
+    """The first ancestor of `folder` (itself included) that exists and is not a folder."""
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            return candidate if not candidate.is_dir() else folder
+    return folder
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

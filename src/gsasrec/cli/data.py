@@ -217,7 +217,10 @@ def print_report(path: Path, report) -> None:
 def run_stats(args: argparse.Namespace) -> None:
     from gsasrec.data.folder import read_dataset
     from gsasrec.data.stats import save_length_histogram, summarize
+    from gsasrec.files import check_writable
 
+    if args.histogram:
+        check_writable(Path(args.histogram))
     dataset = read_dataset(args.name, args.datasets_dir)
     summary = summarize(dataset)
     if args.histogram:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gsasrec.cli import add_common, formatter, positive_int
 from gsasrec.errors import GSASRecError
+from gsasrec.files import check_writable
 
 EXAMPLES = """examples:
   gsasrec evaluate --checkpoint runs/ml1m-20261128-101500/best.pt
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> None:
         raise GSASRecError("give the checkpoint once: either --checkpoint FILE or a positional FILE")
     overrides = {field: getattr(args, option) for field, option in OVERRIDES.items()
                  if getattr(args, option) is not None}
+    if args.calibration:
+        check_writable(calibration_plot(args, checkpoint))  # before the passes, not after them
     try:
         result = evaluate_checkpoint(checkpoint, args.split, args.datasets_dir,
                                      load_config(args.config) if args.config else None, args.device,
@@ -133,6 +136,11 @@ def run_baseline(args: argparse.Namespace) -> None:
     print_metrics(metrics, args.json)
 
 
+def calibration_plot(args: argparse.Namespace, checkpoint: str) -> Path:
+    # in the working directory, not beside the checkpoint: a shipped model's folder is not for our files
+    return Path(args.calibration_plot or f"{Path(checkpoint).stem}_calibration.png")
+
+
 def report_calibration(result, args: argparse.Namespace, checkpoint: str):
     from gsasrec.calibration import expected_calibration_error, save_reliability_diagram, scored_pairs
     from gsasrec.progress import JobProgress
@@ -144,8 +152,7 @@ def report_calibration(result, args: argparse.Namespace, checkpoint: str):
     calibration = expected_calibration_error(probabilities, labels, weights)
     print(f"calibration: each user's target against {args.calibration_negatives} items drawn from "
           f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)
-    # in the working directory, not beside the checkpoint: a shipped model's folder is not for our files
-    plot = Path(args.calibration_plot or f"{Path(checkpoint).stem}_calibration.png")
+    plot = calibration_plot(args, checkpoint)
     save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
     print(f"reliability diagram: {plot}", file=sys.stderr)
     return calibration

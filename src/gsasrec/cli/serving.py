@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from gsasrec.cli import add_common, formatter, port_number, positive_int
 from gsasrec.errors import GSASRecError
@@ -196,8 +197,10 @@ def run_export(args: argparse.Namespace) -> None:
     from gsasrec.checkpoint import load_model
     from gsasrec.config import load_config
     from gsasrec.export import export_scorer
+    from gsasrec.files import check_writable
     from gsasrec.progress import JobProgress
 
+    check_writable(Path(args.output))  # before loading and tracing the model
     config = load_config(args.config) if args.config else None
     model, _, _ = load_model(args.checkpoint, config)
     with JobProgress(f"exporting {args.format}"):
