@@ -142,3 +142,44 @@ def test_output_paths_that_cannot_be_written_fail_first(resumable, where):
     assert_one_line_error(gsasrec("data", "stats", "cycle", "--datasets-dir", tmp_path / "datasets",
                                   "--histogram", target), words)
     assert (tmp_path / "a-file").read_text() == "keep"
+
+
+def test_a_top_k_longer_than_the_catalogue_is_refused_before_training(tmp_path):
+    from synthetic import write_config, write_cycle_dataset
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=30, num_items=2, val_users=8)
+    config = write_config(tmp_path / "c.py", max_epochs=1)
+    result = gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets",
+                     "--output-dir", tmp_path / "run", "--no-progress")
+    assert_one_line_error(result, "recommendation_limit=10 is more than the 2 items of dataset cycle")
+    assert result.stdout == ""  # not after an epoch
+
+
+@pytest.mark.parametrize("table, words", [
+    (b"internal_id\texternal_id\n1\tsku-1\n2 sku-2\n", "item_ids.tsv:3: expected '2<TAB>external id'"),
+    (b"internal_id\texternal_id\n1\tsku-1\n2\tsku-\xff\n", "item_ids.tsv: not UTF-8 text"),
+    (b"internal_id\texternal_id\n1\tsku-1\n2\tsku-1\n", "item_ids.tsv:3: id 'sku-1' repeats line 2"),
+    (b"internal_id\texternal_id\n1\tsku-1\n3\tsku-3\n", "item_ids.tsv:3: expected '2<TAB>external id'"),
+], ids=["no-tab", "not-utf8", "duplicate", "gap"])
+def test_a_damaged_id_table_is_a_one_line_error_in_recommend_and_serve(resumable, table, words):
+    tmp_path, run = resumable
+    (tmp_path / "datasets" / "cycle" / "item_ids.tsv").write_bytes(table)
+    common = ["--checkpoint", run / "last.pt", "--datasets-dir", tmp_path / "datasets"]
+    assert_one_line_error(gsasrec("recommend", *common, "--history", "1 2"), words)
+    assert_one_line_error(gsasrec("serve", *common, "--port", "1"), words)
+
+
+def test_recommend_refuses_users_of_a_dataset_that_changed_and_says_when_it_is_gone(resumable):
+    from synthetic import write_cycle_dataset
+
+    tmp_path, run = resumable
+    write_cycle_dataset(tmp_path / "changed", num_users=60, num_items=20, val_users=8)
+    changed = gsasrec("recommend", "--checkpoint", run / "last.pt", "--datasets-dir", tmp_path / "changed",
+                      "--user", "55")
+    assert_one_line_error(changed, "changed since the model was trained (num_users=40, but the folder has "
+                                   "num_users=60)")
+    gone = gsasrec("recommend", "--checkpoint", run / "last.pt", "--datasets-dir", tmp_path / "nowhere",
+                   "--history", "1 2 3")
+    assert gone.returncode == 0 and "dataset folder" in gone.stderr and "internal ids (1..20)" in gone.stderr
+    assert_one_line_error(gsasrec("recommend", "--checkpoint", run / "last.pt", "--datasets-dir",
+                                  tmp_path / "nowhere", "--user", "1"), "dataset folder, which is not here")

@@ -78,6 +78,15 @@ class CheckpointEvaluation:
     seconds: float
 
 
+def check_limit(config: GSASRecExperimentConfig, num_items: int, dataset_name: str) -> None:
+    """Refuse up front a top-k list longer than the catalogue (a training run would otherwise fail at its
+    first validation, after a whole epoch)."""
+    if config.recommendation_limit > num_items:
+        raise GSASRecError(f"recommendation_limit={config.recommendation_limit} is more than the {num_items} "
+                           f"items of dataset {dataset_name}: set recommendation_limit to at most {num_items} "
+                           f"(and metrics' cutoffs with it)")
+
+
 def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str | Path | None = None,
                         config: GSASRecExperimentConfig | None = None, device: str = "auto",
                         progress: bool = True, precision: str = "fp32", **overrides) -> CheckpointEvaluation:
@@ -99,6 +108,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
     if dataset.num_items != model.num_items:
         raise GSASRecError(f"checkpoint {path} was trained on num_items={model.num_items}, "
                            f"but dataset {dataset.path} has num_items={dataset.num_items}")
+    check_limit(config, dataset.num_items, dataset.name)
     held_out = dataset.split(split)
     started = time.perf_counter()
     device_type = model.output_table.device.type

@@ -3,6 +3,7 @@ write a temporary sibling, then rename; hold the target's lock while deciding wh
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -34,6 +35,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, path)
     except OSError as error:
+        if error.errno not in WRITE_ERRNOS:  # the caller's own failure (a download's network error)
+            raise
         raise GSASRecError(f"cannot write {path}: {error.strerror or first_line(error)}") from None
     except RuntimeError as error:
         if not any(sign in str(error) for sign in TORCH_WRITE_FAILURES):
@@ -44,6 +47,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             temporary.unlink()
 
 
+# OSErrors that are the write's own: no space, over a size limit or quota, no permission, a read-only
+# file system, something in the way.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR,
+                errno.ENOTDIR, errno.ENOENT, errno.EEXIST}
 # How torch.save reports a failed write (a full disk, a vanished folder): as a RuntimeError, not an OSError.
 TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "file write failed", "inline_container.cc")
 

@@ -161,6 +161,7 @@ class Recommender:
         self.config = config
         self.dataset_folder = dataset_folder  # where known users' histories come from (known_history)
         self.training = training or {}  # CARD_FIELDS the checkpoint holds
+        self.looked_for = dataset_folder  # where the dataset folder was looked for
         self.device = model.output_table.device
         self.max_score_elements = config.score_chunk_elements if config is not None else None
 
@@ -171,8 +172,17 @@ class Recommender:
         (the path stored at training time, else <datasets_dir>/<dataset_name>)."""
         model, config, payload = load_model(path, config, device=resolve_device(device))
         folder = dataset_location(payload, config.dataset_name, datasets_dir)
-        folder = folder if folder.is_dir() else None
-        return cls(model, ItemCatalog(model.num_items, folder), config, folder, training_card(payload))
+        recommender = cls(model, ItemCatalog(model.num_items, folder if folder.is_dir() else None), config,
+                          folder if folder.is_dir() else None, training_card(payload))
+        recommender.looked_for = folder
+        return recommender
+
+    def missing_dataset_note(self) -> str | None:
+        """What a user should know when the dataset folder was not found (None when it was)."""
+        if self.dataset_folder is not None:
+            return None
+        return (f"note: dataset folder {self.looked_for} not found: item ids are the model's internal ids "
+                f"(1..{self.model.num_items}), without names; pass --datasets-dir to use the dataset's own ids")
 
     @property
     def calibrated(self) -> bool:
@@ -236,9 +246,17 @@ class Recommender:
         return [external[i - 1] for i in split.inputs[line - 1].tolist() + [int(split.targets[line - 1])]]
 
     def split(self, name: str) -> Split:
-        """The dataset's split `name` ("test" or "val"), read once: a server answers many users."""
-        from gsasrec.data.folder import read_split
+        """The dataset's split `name` ("test" or "val"), read once: a server answers many users. A folder
+        whose counts differ from those the checkpoint recorded is refused: its users and held-out items
+        would not be the ones the model was trained and measured on."""
+        from gsasrec.data.folder import fingerprint_difference, read_split, read_stats
 
+        if not self._splits:
+            trained_on = self.training.get("dataset_stats") or {}
+            difference = fingerprint_difference(trained_on, read_stats(self.dataset_folder / "dataset_stats.json"))
+            if difference:
+                raise GSASRecError(f"{self.dataset_folder} changed since the model was trained ({difference}): "
+                                   f"its users cannot be shown; send histories instead")
         if name not in self._splits:
             self._splits[name] = read_split(self.dataset_folder / name, self.model.num_items)
         return self._splits[name]

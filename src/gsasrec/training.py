@@ -25,11 +25,11 @@ from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
 from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state, save_checkpoint
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
-from gsasrec.data.folder import Dataset
+from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError, first_line
-from gsasrec.evaluation import evaluate_config
+from gsasrec.evaluation import check_limit, evaluate_config
 from gsasrec.files import exclusive
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
@@ -189,11 +189,10 @@ def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes:
 def check_same_dataset(run_dir: str | Path, trained_on: dict, dataset: Dataset) -> None:
     """Refuse to resume on another dataset: its counts (items, users, interactions) are the fingerprint
     recorded with the run; another folder that only shares the item count would train on silently."""
-    for name in ("num_items", "num_users", "num_interactions"):
-        recorded, found = trained_on.get(name), dataset.stats.get(name)
-        if recorded is not None and found is not None and recorded != found:
-            raise GSASRecError(f"{run_dir} was trained on a dataset with {name}={recorded}, but {dataset.path} "
-                               f"has {name}={found}: resume it on the dataset it was trained on")
+    difference = fingerprint_difference(trained_on, dataset.stats)
+    if difference:
+        raise GSASRecError(f"{run_dir} was trained on a dataset with {difference} ({dataset.path}): resume it "
+                           f"on the dataset it was trained on")
 
 
 def resume_line(run_dir: str | Path, progress: dict, options: RunOptions) -> str:
@@ -227,6 +226,7 @@ class Trainer:
         if len(dataset.val.inputs) == 0:
             raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
         check_step_size(config)
+        check_limit(config, dataset.num_items, dataset.name)
         self.config, self.dataset, self.options = config, dataset, options
         self.dataset_path = str(dataset.path.resolve())
         self.world = join(options.device)

@@ -109,6 +109,8 @@ def named_checkpoints(values: list[str]) -> dict[str, str]:
 def run_recommend(args: argparse.Namespace) -> None:
     recommender = load_recommender(args)
     target = None
+    if args.user is None and recommender.missing_dataset_note():
+        print(recommender.missing_dataset_note(), file=sys.stderr)
     if args.history is not None:
         history = args.history.split()
     elif args.history_names is not None:
@@ -158,13 +160,15 @@ def history_from_names(catalog, text: str) -> list:
 
 
 def user_history(recommender, args: argparse.Namespace) -> tuple[list, object]:
-    """The history and held-out item of --user N in --split, as external ids."""
-    from gsasrec.data.folder import read_dataset, split_line_of
+    """The history and held-out item of --user in --split, as external ids, from the dataset folder the
+    recommender found for its checkpoint (one rule for the catalogue and the split)."""
+    from gsasrec.data.folder import split_line_of
 
-    dataset = read_dataset(recommender.config.dataset_name, args.datasets_dir)
-    split = dataset.split(args.split)
+    if recommender.dataset_folder is None:
+        raise GSASRecError("--user needs the checkpoint's dataset folder, which is not here; pass --datasets-dir")
+    split = recommender.split(args.split)
     try:
-        line = split_line_of(dataset.path, args.split, args.user)
+        line = split_line_of(recommender.dataset_folder, args.split, args.user)
     except GSASRecError:
         if not args.user.isdigit():
             raise
@@ -190,6 +194,9 @@ def run_serve(args: argparse.Namespace) -> None:
         raise GSASRecError("--config describes one bare state_dict: serve it alone, or use checkpoints that hold "
                            "their config")
     models = {name: load_recommender(args, path) for name, path in checkpoints.items()}
+    for name, recommender in models.items():
+        if recommender.missing_dataset_note():
+            print(f"{name}: {recommender.missing_dataset_note()}", file=sys.stderr)
     serve(models, args.host, args.port, max_k=args.max_k, max_history=args.max_history)
 
 

@@ -322,10 +322,44 @@ def format_id_table(external_ids: list) -> str:
     return ID_TABLE_HEADER + "".join(f"{i}\t{e}\n" for i, e in enumerate(external_ids, start=1))
 
 
+FINGERPRINT = ("num_items", "num_users", "num_interactions")  # dataset_stats.json counts a model records
+
+
+def fingerprint_difference(recorded: dict, stats: dict) -> str | None:
+    """'num_users=40, but the folder has num_users=60' for the first FINGERPRINT count that differs
+    between what a checkpoint recorded and a dataset folder's stats; None when none does."""
+    for name in FINGERPRINT:
+        before, now = recorded.get(name), stats.get(name)
+        if before is not None and now is not None and before != now:
+            return f"{name}={before}, but the folder has {name}={now}"
+    return None
+
+
 def read_id_table(path: Path) -> list[str]:
-    """External ids in internal-id order from user_ids.tsv / item_ids.tsv."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    return [line.split("\t", 1)[1] for line in lines]
+    """External ids in internal-id order from user_ids.tsv / item_ids.tsv. A damaged table (unreadable,
+    not UTF-8, a row that is not 'N<TAB>id' with N counting up from 1, an id twice) is a one-line error
+    naming the file and line: a wrong table would answer with other items' ids."""
+    lines = read_table_lines(path)
+    ids, seen = [], {}
+    for number, line in enumerate(lines[1:], start=2):
+        internal, separator, external = line.partition("\t")
+        if not separator or internal != str(number - 1):
+            raise GSASRecError(f"{path}:{number}: expected '{number - 1}<TAB>external id', got {line[:60]!r}")
+        if external in seen:
+            raise GSASRecError(f"{path}:{number}: id {external[:60]!r} repeats line {seen[external]}; each "
+                               f"external id must name one user or item")
+        seen[external] = number
+        ids.append(external)
+    return ids
+
+
+def read_table_lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise GSASRecError(f"{path}: not UTF-8 text (byte {error.start}); the tables are written as UTF-8") from None
+    except OSError as error:
+        raise GSASRecError(f"{path}: cannot be read ({error.strerror or first_line(error)})") from None
 
 
 def split_line_of(folder: Path, split: str, external_user: str) -> int | None:
@@ -360,7 +394,7 @@ def format_names_table(names: dict[int, str]) -> str:
 def read_names_table(path: Path, num_items: int) -> dict[int, str]:
     """internal id -> title from item_names.tsv; ids outside 1..num_items are ignored."""
     names = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()[1:], start=2):
+    for number, line in enumerate(read_table_lines(path)[1:], start=2):
         internal, separator, title = line.partition("\t")
         if not separator or not internal.isdigit():
             raise GSASRecError(f"{path}:{number}: expected 'item_id<TAB>title', got {line[:60]!r}")
