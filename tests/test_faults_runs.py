@@ -183,3 +183,30 @@ def test_recommend_refuses_users_of_a_dataset_that_changed_and_says_when_it_is_g
     assert gone.returncode == 0 and "dataset folder" in gone.stderr and "internal ids (1..20)" in gone.stderr
     assert_one_line_error(gsasrec("recommend", "--checkpoint", run / "last.pt", "--datasets-dir",
                                   tmp_path / "nowhere", "--user", "1"), "dataset folder, which is not here")
+
+
+def test_small_bad_inputs_are_one_line_errors(resumable):
+    from synthetic import write_config
+
+    tmp_path, run = resumable
+    data = ["--datasets-dir", tmp_path / "datasets"]
+    config = tmp_path / "c.py"
+    assert_one_line_error(gsasrec("train", "--config", config, *data, "--device", "cpu:-1"), "is not a device")
+    seed = gsasrec("train", "--config", config, *data, "--seed", str(2**70))
+    assert seed.returncode == 2 and "expected a whole number 0..2^63-1" in seed.stderr
+    assert "Traceback" not in seed.stderr
+    zero = write_config(tmp_path / "zero.py", metrics=["nDCG@0"])
+    assert_one_line_error(gsasrec("train", "--config", zero, *data), "nDCG@0 has cutoff 0")
+    leaving = tmp_path / "exits.py"
+    leaving.write_text("import sys\nsys.exit(0)\n")
+    assert_one_line_error(gsasrec("train", "--config", leaving, *data), "called sys.exit(0)")
+    no_cuda = gsasrec("train", "--config", config, *data, "--nproc", "2", "--device", "cuda")
+    if not torch.cuda.is_available():
+        assert_one_line_error(no_cuda, "CUDA is not available")
+    # a checkpoint whose stored dataset name is a path is refused, not followed out of the datasets folder
+    state = torch.load(run / "last.pt", weights_only=True)
+    for name in ("../outside", "/etc"):
+        state["config"]["dataset_name"] = name
+        torch.save(state, tmp_path / "escape.pt")
+        assert_one_line_error(gsasrec("evaluate", "--checkpoint", tmp_path / "escape.pt", *data),
+                              "must be one plain folder name")

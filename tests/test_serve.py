@@ -88,12 +88,17 @@ def test_concurrent_requests_are_all_answered_correctly(server):
     ({"history": [1.5, 2]}, None, 422),
     ({"history": [1, 2], "k": 21}, None, 422),
     ({"history": [1, 2], "k": 0}, None, 422),
+    ({"history": [1, 2], "k": True}, None, 422),
+    ({"history": [1, 2], "k": "5"}, None, 422),
+    ({"history": [1, 2], "k": 5.0}, None, 422),
+    ({"history": [1, 2], "exclude_seen": "false"}, None, 422),
+    ({"histories": [[1, 2]], "k": "3"}, None, 422),
     ({"history": [1] * 501}, None, 422),
     ({"histories": [[1], ["nope"]]}, None, 422),
     (None, b'{"history": [1, 2', 422),
     (None, b"not json at all", 422),
-], ids=["empty", "all-unknown", "string", "float", "k-too-big", "k-zero", "history-too-long",
-        "batch-unknown", "truncated-json", "not-json"])
+], ids=["empty", "all-unknown", "string", "float", "k-too-big", "k-zero", "k-true", "k-text", "k-float",
+        "exclude-seen-text", "batch-k-text", "history-too-long", "batch-unknown", "truncated-json", "not-json"])
 def test_bad_requests_are_refused_cleanly(server, body, raw, status):
     base, _ = server
     path = "/recommend/batch" if body and "histories" in body else "/recommend"
@@ -267,3 +272,11 @@ def test_several_models_with_their_own_ids(pattern_run, tmp_path):
             ["sku-1", "sku-10"]
         user = call(base, "/users/test/1?model=shop")[1]
         assert user["user"].startswith("u") and str(user["held_out"]["item"]).startswith("sku-")
+
+
+def test_head_health_and_a_huge_unknown_id_is_not_echoed(server):
+    base, _ = server
+    with urllib.request.urlopen(urllib.request.Request(base + "/health", method="HEAD"), timeout=30) as response:
+        assert response.status == 200
+    status, body = call(base, "/items/" + "x" * 100_000)
+    assert status == 404 and len(body["detail"]) < 200 and "100,002 characters" in body["detail"]

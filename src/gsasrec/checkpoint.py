@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
-from gsasrec.data.folder import resolve_datasets_dir
+from gsasrec.data.folder import dataset_folder
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
@@ -140,7 +140,7 @@ def dataset_location(payload: dict, dataset_name: str, datasets_dir: str | Path 
     recorded = payload.get("dataset_path")
     if datasets_dir is None and recorded and Path(recorded).is_dir():
         return Path(recorded)
-    return resolve_datasets_dir(datasets_dir) / dataset_name
+    return dataset_folder(dataset_name, datasets_dir)  # a stored '../x' or '/abs' is refused, not followed
 
 
 def check_fits(state_dict: dict, config: GSASRecExperimentConfig, num_items: int, path: str | Path) -> None:

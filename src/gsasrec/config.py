@@ -171,6 +171,9 @@ def validate(config: GSASRecExperimentConfig) -> None:
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
     for name in c.metrics + [c.val_metric]:
         cutoff = measure_cutoff(name)
+        if cutoff is not None and cutoff < 1:
+            raise GSASRecError(f"config field 'metrics': {name} has cutoff {cutoff}; a cutoff counts list "
+                               f"positions, 1 or more (e.g. nDCG@10)")
         if cutoff is not None and cutoff > c.recommendation_limit:
             raise GSASRecError(
                 f"config field 'recommendation_limit' must be >= the cutoff of every measure: "
@@ -205,6 +208,9 @@ def load_config(path: str | Path) -> GSASRecExperimentConfig:
         raise GSASRecError(f"{path}:{error.lineno}: invalid Python syntax: {error.msg}") from None
     except Exception as error:
         raise GSASRecError(f"{_location(path, error)}: {type(error).__name__}: {error}") from None
+    except SystemExit as error:  # a config that exits would end `train` having done nothing, status 0
+        raise GSASRecError(f"{_location(path, error)}: the config file called sys.exit({error.code!r}); a config "
+                           f"file only defines `config`") from None
     finally:
         if previous is None:
             sys.modules.pop("config", None)

@@ -12,3 +12,9 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message, or its type's name when the message is empty."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def shortened(value, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters: an error message need not echo a 100 KB id back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"

@@ -18,7 +18,7 @@ from gsasrec.batches import all_items
 from gsasrec.checkpoint import dataset_location, load_model
 from gsasrec.data.folder import ITEM_IDS, ITEM_NAMES, Sequences, Split, read_id_table, read_names_table
 from gsasrec.data.recipes import ml1m_titles
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, shortened
 from gsasrec.inference import top_items
 from gsasrec.model import GSASRec
 from gsasrec.runtime import resolve_device
@@ -72,7 +72,7 @@ class ItemCatalog:
         """to_internal(history), or an error when none of its ids is known."""
         known, unknown = self.to_internal(history)
         if not known:
-            shown = ", ".join(repr(item) for item in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            shown = ", ".join(shortened(item) for item in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             ids = "the dataset's item ids (item_ids.tsv)" if isinstance(self.external[0], str) else \
                 f"item ids 1..{self.num_items} as in the dataset's files"
             raise GSASRecError(f"history has no known items{where}: {shown or 'it is empty'}; expected {ids}"

@@ -25,7 +25,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise GSASRecError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     if name.split(":")[0] not in DEVICE_CHOICES:
         raise GSASRecError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError):  # "cpu:-1", "cuda:x"
+        raise GSASRecError(f"--device {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
 
 
 def fast_bf16(device: torch.device) -> bool:

@@ -12,7 +12,7 @@ import random
 from importlib import resources
 from typing import Annotated, Optional, Union
 
-from gsasrec.errors import GSASRecError
+from gsasrec.errors import GSASRecError, shortened
 from gsasrec.recommender import Recommendations, Recommender
 
 MAX_K = 100
@@ -31,7 +31,7 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
     from fastapi import HTTPException, Path, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
     models = {"model": models} if isinstance(models, Recommender) else dict(models)
     if not models:
@@ -55,8 +55,9 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
         user: Optional[Annotated[StrictStr, AfterValidator(unicode_text)]] = Field(
             None, description="instead of a history: a user's own id (user_ids.tsv), for the history the "
                               "dataset holds for them")
-        k: int = Field(10, ge=1, le=max_k, description=f"how many items to return (1..{max_k})")
-        exclude_seen: bool = Field(True, description="leave out items already in the history")
+        # Strict: true, "5" and 5.0 are no k, "false" is no boolean (422, as the README says of wrong types)
+        k: StrictInt = Field(10, ge=1, le=max_k, description=f"how many items to return (1..{max_k})")
+        exclude_seen: StrictBool = Field(True, description="leave out items already in the history")
         model: Optional[str] = model_field
         target: Optional[ItemId] = Field(None, description="an item whose rank among all recommendations is "
                                                            "returned as target_rank, also outside the top k")
@@ -65,8 +66,8 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
         model_config = ConfigDict(json_schema_extra={"examples": [examples["batch"]]})
         histories: list[list[ItemId]] = Field(min_length=1, max_length=max_batch,
                                               description=f"up to {max_batch} histories, each as in /recommend")
-        k: int = Field(10, ge=1, le=max_k, description=f"how many items per history (1..{max_k})")
-        exclude_seen: bool = Field(True, description="leave out items already in each history")
+        k: StrictInt = Field(10, ge=1, le=max_k, description=f"how many items per history (1..{max_k})")
+        exclude_seen: StrictBool = Field(True, description="leave out items already in each history")
         model: Optional[str] = model_field
 
     class Item(BaseModel):
@@ -137,7 +138,7 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
                 raise result
         return {"results": [result.to_dict() for result in results]}
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health(model: Optional[str] = Query(None, description="a loaded model (default: the first)")):
         """Whether the service is up, and the model's catalogue size, window and device."""
         recommender = models[pick(model)]
@@ -171,7 +172,7 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
         catalog = models[pick(model)].catalog
         internal = catalog.internal.get(item_id)
         if internal is None:
-            raise HTTPException(404, f"unknown item id {item_id!r}")
+            raise HTTPException(404, f"unknown item id {shortened(item_id)}")
         return {"internal_id": internal, **catalog.describe(internal)}
 
     @app.get("/users/{split}")

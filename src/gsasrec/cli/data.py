@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gsasrec.cli import add_datasets_dir, formatter, positive_int
+from gsasrec.cli import add_datasets_dir, formatter, positive_int, seed_number
 from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
@@ -113,7 +113,7 @@ def register(commands) -> None:
 def add_split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-users", type=positive_int, default=512, metavar="N",
                         help="validation users drawn at random (default 512)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of that draw (default 42)")
+    parser.add_argument("--seed", type=seed_number, default=42, help="seed of that draw (default 42)")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:

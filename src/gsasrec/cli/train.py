@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int
+from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int, seed_number
 from gsasrec.errors import GSASRecError
 
 DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
@@ -51,7 +51,7 @@ def register(commands) -> None:
                             "(default: runs/<dataset>-<timestamp>)")
     train.add_argument("--force", action="store_true",
                        help="start over in an --output-dir that already holds a run (its files are replaced)")
-    train.add_argument("--seed", type=int, metavar="N",
+    train.add_argument("--seed", type=seed_number, metavar="N",
                        help="random seed; the same seed repeats a CPU run exactly (default: random, recorded)")
     train.add_argument("--max-steps", type=positive_int, metavar="N",
                        help="stop after N training steps (validates once more first)")
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int | None:
     if args.resume and args.overrides:
         raise GSASRecError("--set changes a new run's config; a resumed run keeps its own")
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        resolve_device(args.device)  # no CUDA, a bad device: one line here, not one per rank from torchrun
         code = launch(args.nproc, without_option(args.argv, "--nproc"))
         if code != 0:
             raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above")

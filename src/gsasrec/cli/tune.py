@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gsasrec.cli import add_common, formatter, positive_float, positive_int
+from gsasrec.cli import add_common, formatter, positive_float, positive_int, seed_number
 from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
@@ -35,7 +35,8 @@ def register(commands) -> None:
                       help="an Optuna database URL to keep (or share) the study in, e.g. "
                            "sqlite:////shared/study.db or postgresql://... (default: <output-dir>/study.db)")
     tune.add_argument("--study-name", metavar="NAME", help="study name in the database (default gsasrec-<dataset>)")
-    tune.add_argument("--seed", type=int, default=0, help="sampler seed; trial N trains with seed + N (default 0)")
+    tune.add_argument("--seed", type=seed_number, default=0,
+                      help="sampler seed; trial N trains with seed + N (default 0)")
     tune.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                       help="training precision (default: bf16 where the hardware has it)")
     add_common(tune)
