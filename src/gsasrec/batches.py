@@ -33,8 +33,24 @@ def trimmed_inputs(histories: Sequences, sequence_length: int, padding: int) -> 
 
 
 def all_items(histories: Sequences, padding: int) -> np.ndarray:
-    """(count, longest) every item of each whole history, padded: what rated-item filtering excludes."""
-    return left_padded(histories, int(max(histories.lengths.max(initial=0), 1)), padding)
+    """(count, width) every item of each whole history, padded: what rated-item filtering excludes.
+
+    Width is the longest history, except when that is longer than the catalogue (padding - 1 items):
+    then each history's distinct items, at most the catalogue's size. One user with 100,000 events
+    would otherwise widen the whole batch to 100,000 columns (several GB through the masking)."""
+    longest = int(max(histories.lengths.max(initial=0), 1))
+    if longest > padding - 1:
+        histories = distinct_items(histories, padding)
+        longest = int(max(histories.lengths.max(initial=0), 1))
+    return left_padded(histories, longest, padding)
+
+
+def distinct_items(histories: Sequences, padding: int) -> Sequences:
+    """Each history's distinct items (in id order: only the set matters for exclusion)."""
+    rows = np.repeat(np.arange(len(histories)), histories.lengths)  # (total,) the row of each item
+    pairs = np.unique(rows * padding + histories.items)  # sorted by row, then item
+    counts = np.bincount(pairs // padding, minlength=len(histories))
+    return Sequences(items=pairs % padding, offsets=np.concatenate([[0], np.cumsum(counts)]))
 
 
 def sample_negatives(count: int, negs_per_pos: int, num_items: int,
