@@ -65,8 +65,7 @@ def test_import_and_export_report_progress(pattern_run, tmp_path, capsys, often)
 
 
 def test_a_minutes_budget_shows_the_steps_it_expects_not_max_epochs_worth():
-    from gsasrec.progress import RunProgress
-    from gsasrec.step import Budget
+    from gsasrec.progress import Budget, RunProgress
 
     progress = RunProgress(Budget(None, max_minutes=1.0, spent_seconds=10), total_steps=1_000_000, first_step=0,
                            terminal=False)

@@ -226,3 +226,17 @@ def _location(path: Path, error: BaseException) -> str:
     """'file:line' of the deepest traceback frame inside the config file itself."""
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
     return f"{path}:{lines[-1]}" if lines else str(path)
+
+
+def config_file_text(config: GSASRecExperimentConfig, reasons: dict[str, str] | None = None,
+                     header: str = "") -> str:
+    """A Python config file (the seed's form) that loads back as `config`: every field, with its reason
+    as a comment where there is one."""
+    reasons = reasons or {}
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += ["from config import GSASRecExperimentConfig", "", "config = GSASRecExperimentConfig("]
+    for name, value in config.to_dict().items():
+        note = f"  # {reasons[name]}" if name in reasons else ""
+        lines.append(f"    {name}={value!r},{note}")
+    lines.append(")")
+    return "\n".join(lines) + "\n"

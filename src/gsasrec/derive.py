@@ -151,20 +151,6 @@ def with_overrides(config: GSASRecExperimentConfig, overrides: dict) -> GSASRecE
         raise GSASRecError(f"{error} (set with --set {fields[0]}=...)" if fields else str(error)) from None
 
 
-def config_file_text(config: GSASRecExperimentConfig, reasons: dict[str, str] | None = None,
-                     header: str = "") -> str:
-    """A Python config file (the seed's form) that loads back as `config`: every field, with its reason
-    as a comment where there is one."""
-    reasons = reasons or {}
-    lines = [f"# {line}" for line in header.splitlines()]
-    lines += ["from config import GSASRecExperimentConfig", "", "config = GSASRecExperimentConfig("]
-    for name, value in config.to_dict().items():
-        note = f"  # {reasons[name]}" if name in reasons else ""
-        lines.append(f"    {name}={value!r},{note}")
-    lines.append(")")
-    return "\n".join(lines) + "\n"
-
-
 def measure_step_seconds(config: GSASRecExperimentConfig, dataset: Dataset, device, precision: str,
                          steps: int = 4, warmup: int = 2) -> float:
     """Median seconds of a training step of `config` on `dataset` (a throwaway model, its own seed: the

@@ -23,8 +23,7 @@ from gsasrec.inference import top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
 from gsasrec.progress import JobProgress
-from gsasrec.runtime import resolve_device
-from gsasrec.step import PRECISIONS
+from gsasrec.runtime import PRECISIONS, resolve_device
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,

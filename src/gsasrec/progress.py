@@ -11,9 +11,23 @@ import time
 
 from tqdm import tqdm
 
-from gsasrec.step import Budget
-
 LINE_EVERY_SECONDS = 30.0
+
+
+class Budget:
+    """--max-steps and --max-minutes."""
+
+    def __init__(self, max_steps: int | None, max_minutes: float | None, spent_seconds: float = 0.0):
+        """spent_seconds: training time the run had before this process (a resumed run)."""
+        self.max_steps = max_steps
+        self.deadline = None
+        if max_minutes is not None:
+            self.deadline = time.perf_counter() + max_minutes * 60 - spent_seconds
+
+    def spent(self, steps: int) -> bool:
+        if self.max_steps is not None and steps >= self.max_steps:
+            return True
+        return self.deadline is not None and time.perf_counter() >= self.deadline
 
 
 class RunProgress:

@@ -16,8 +16,7 @@ import numpy as np
 
 from gsasrec.batches import all_items
 from gsasrec.checkpoint import dataset_location, load_model
-from gsasrec.data.folder import ITEM_IDS, ITEM_NAMES, Sequences, Split, read_id_table, read_names_table
-from gsasrec.data.recipes import ml1m_titles
+from gsasrec.data.folder import ITEM_IDS, Sequences, Split, item_names, read_id_table
 from gsasrec.errors import GSASRecError, shortened
 from gsasrec.inference import top_items
 from gsasrec.model import GSASRec
@@ -124,19 +123,6 @@ class ItemCatalog:
     @cached_property
     def _lower_names(self) -> list[str | None]:
         return [name.lower() if name is not None else None for name in self.names]
-
-
-def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
-    """internal id -> name: item_names.tsv, else, in an ML-1M folder laid out as the reference's (its
-    extra/ holds movies.dat and the SASRec id map), the movie titles."""
-    if folder is None:
-        return {}
-    if (folder / ITEM_NAMES).exists():
-        return read_names_table(folder / ITEM_NAMES, num_items)
-    extra = folder / "extra"
-    if (extra / "movies.dat").is_file() and (extra / "sas_to_original_items.txt").is_file():
-        return {i: name for i, name in ml1m_titles(extra).items() if 1 <= i <= num_items}
-    return {}
 
 
 # What a checkpoint says of its training, shown on a model's card (the explorer page, GET /models): a

@@ -52,7 +52,7 @@ def write_run_config(run_dir: Path, payload: dict) -> None:
 
 def write_config_file(run_dir: Path, config, notes: dict | None = None) -> Path:
     """config.py: the run's config in the seed's form, with the reason for each derived field."""
-    from gsasrec.derive import config_file_text
+    from gsasrec.config import config_file_text
 
     header = (f"The config of the run in {run_dir}: edit it and train again with\n"
               f"  gsasrec train --config {Path(run_dir) / CONFIG_FILE}")

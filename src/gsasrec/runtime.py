@@ -17,6 +17,9 @@ from gsasrec.errors import GSASRecError
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+PRECISIONS = ("fp32", "bf16")  # what --precision takes: float32, or autocast matrix products to bfloat16
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' is CUDA when available, else the CPU."""
     if name == "auto":

@@ -4,7 +4,6 @@ schedule and the run's budget: what a training step needs besides the model and 
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
@@ -13,9 +12,9 @@ from gsasrec.config import GSASRecExperimentConfig
 from gsasrec.errors import GSASRecError
 from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
 from gsasrec.model import GSASRec
+from gsasrec.runtime import PRECISIONS
 from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
 
-PRECISIONS = ("fp32", "bf16")
 LR_FLOOR = 0.1
 
 
@@ -77,19 +76,3 @@ class TrainingStep:
         loss.backward()
         self.optimizer.step()
         return loss.detach()
-
-
-class Budget:
-    """--max-steps and --max-minutes."""
-
-    def __init__(self, max_steps: int | None, max_minutes: float | None, spent_seconds: float = 0.0):
-        """spent_seconds: training time the run had before this process (a resumed run)."""
-        self.max_steps = max_steps
-        self.deadline = None
-        if max_minutes is not None:
-            self.deadline = time.perf_counter() + max_minutes * 60 - spent_seconds
-
-    def spent(self, steps: int) -> bool:
-        if self.max_steps is not None and steps >= self.max_steps:
-            return True
-        return self.deadline is not None and time.perf_counter() >= self.deadline

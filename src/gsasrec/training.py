@@ -32,7 +32,7 @@ from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
 from gsasrec.files import exclusive
 from gsasrec.model import GSASRec
-from gsasrec.progress import LINE_EVERY_SECONDS, RunProgress
+from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import (
     default_run_dir,
     environment,
@@ -45,7 +45,7 @@ from gsasrec.runs import (
 )
 from gsasrec.runstate import Progress, progress_from
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
-from gsasrec.step import Budget, TrainingStep, learning_rate_at
+from gsasrec.step import TrainingStep, learning_rate_at
 
 
 @dataclass

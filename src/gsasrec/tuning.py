@@ -20,10 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gsasrec.config import GSASRecExperimentConfig
+from gsasrec.config import GSASRecExperimentConfig, config_file_text
 from gsasrec.data.folder import Dataset
 from gsasrec.derive import (
-    config_file_text,
     derive_config,
     measure_step_seconds,
     steps_in_minutes,

@@ -401,3 +401,30 @@ def read_names_table(path: Path, num_items: int) -> dict[int, str]:
         if 1 <= int(internal) <= num_items:
             names[int(internal)] = title
     return names
+
+
+def item_names(folder: Path | None, num_items: int) -> dict[int, str]:
+    """internal id -> name: item_names.tsv, else, in an ML-1M folder laid out as the reference's (its
+    extra/ holds movies.dat and the SASRec id map), the movie titles."""
+    if folder is None:
+        return {}
+    if (folder / ITEM_NAMES).exists():
+        return read_names_table(folder / ITEM_NAMES, num_items)
+    extra = folder / "extra"
+    if (extra / "movies.dat").is_file() and (extra / "sas_to_original_items.txt").is_file():
+        return {i: name for i, name in ml1m_titles(extra).items() if 1 <= i <= num_items}
+    return {}
+
+
+def ml1m_titles(extra_dir: Path) -> dict[int, str]:
+    """SAS item id -> movie title, from MovieLens' movies.dat and the SASRec id map in extra_dir."""
+    titles = {}
+    for line in (extra_dir / "movies.dat").read_bytes().decode("latin-1").splitlines():  # ISO-8859-1
+        movie_id, title, _ = line.split("::", 2)
+        titles[movie_id] = title
+    names = {}
+    for line in (extra_dir / "sas_to_original_items.txt").read_text().splitlines():
+        sas_id, movie_id = line.split()
+        if movie_id in titles:
+            names[int(sas_id)] = titles[movie_id]
+    return names

@@ -21,6 +21,7 @@ from gsasrec.data.folder import (
     Dataset,
     Sequences,
     format_names_table,
+    ml1m_titles,
     offsets_of,
     read_dataset,
     resolve_datasets_dir,
@@ -97,20 +98,6 @@ def ml1m_extras(extra_dir: Path) -> dict:
         raise GSASRecError(f"{extra_dir}: needs movies.dat and sas_to_original_items.txt for item names")
     files[ITEM_NAMES] = format_names_table(ml1m_titles(extra_dir))
     return files
-
-
-def ml1m_titles(extra_dir: Path) -> dict[int, str]:
-    """SAS item id -> movie title, from MovieLens' movies.dat and the SASRec id map in extra_dir."""
-    titles = {}
-    for line in (extra_dir / "movies.dat").read_bytes().decode("latin-1").splitlines():  # ISO-8859-1
-        movie_id, title, _ = line.split("::", 2)
-        titles[movie_id] = title
-    names = {}
-    for line in (extra_dir / "sas_to_original_items.txt").read_text().splitlines():
-        sas_id, movie_id = line.split()
-        if movie_id in titles:
-            names[int(sas_id)] = titles[movie_id]
-    return names
 
 
 def open_text(path: Path):
