@@ -24,7 +24,10 @@ LOSSES = ("gbce", "ce", "sampled_ce")
 
 @dataclass
 class GSASRecExperimentConfig:
-    """All settings of one experiment. Defaults are the reference's (SPEC.md, "Config")."""
+    """All settings of one experiment. The reference's fields keep its defaults; the fields it lacks (from
+    score_chunk_elements on) default to what makes gBCE learn from the first steps, init_std and
+    logit_offset above all, whose reference values are `None` and `False` (docs/reference.md, "Where the
+    defaults depart")."""
 
     dataset_name: str
     sequence_length: int = 200

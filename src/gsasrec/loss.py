@@ -1,4 +1,4 @@
-"""Training losses. gBCE (SPEC.md, "Training"), the reference's: BCE over [positive, negatives] with the
+"""Training losses. gBCE (docs/reference.md, "Training"), the reference's: BCE over [positive, negatives] with the
 positive's probability raised to beta. Beyond the reference: softmax cross-entropy over the whole
 catalogue, and sampled softmax over [positive, negatives].
 

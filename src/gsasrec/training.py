@@ -1,4 +1,4 @@
-"""The training loop (SPEC.md, "Training"): Adam, epochs of at most max_batches_per_epoch batches,
+"""The training loop (docs/reference.md, "Training"): Adam, epochs of at most max_batches_per_epoch batches,
 validation after each epoch, the best checkpoint by val_metric, early stopping.
 
 Runs are resumable: after every epoch (and on SIGTERM or Ctrl-C, mid-epoch) the whole state goes to

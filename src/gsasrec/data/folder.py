@@ -1,4 +1,4 @@
-"""The pre-split dataset folder (SPEC.md, "Data format"): read once into arrays, validated while reading.
+"""The pre-split dataset folder (docs/reference.md, "Data format"): read once into arrays, validated while reading.
 
     <datasets_dir>/<name>/dataset_stats.json          {"num_users", "num_items", "num_interactions", ...}
     <datasets_dir>/<name>/train/input.txt             one user per line, item ids oldest first

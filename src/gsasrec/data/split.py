@@ -1,4 +1,4 @@
-"""Chronological leave-one-out split with sampled validation users (SPEC.md, "ML-1M split").
+"""Chronological leave-one-out split with sampled validation users (docs/reference.md, "Data format").
 
 Test: each user's last item, input everything before it. Validation: the second-last item of the
 sampled users, input everything before that. Train: each sequence minus its last 2 items, minus 3 for
