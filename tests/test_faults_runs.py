@@ -243,3 +243,32 @@ def test_one_very_long_history_does_not_widen_evaluation_memory(tmp_path):
     # rated-item filtering of the long user takes its 50 distinct items, not 100,000 padded columns
     # (which took 1.2 GB against 0.24 GB here before)
     assert peaks[100_000] - peaks[0] < 150, peaks
+
+
+def test_recommend_user_finds_the_dataset_where_the_run_recorded_it(resumable, tmp_path):
+    # no --datasets-dir, run from another folder: the catalogue and the split come from the one folder the
+    # checkpoint recorded (recommend --user used to look in ./datasets instead)
+    _, run = resumable
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = gsasrec("recommend", "--checkpoint", run / "last.pt", "--user", "1", "--json", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["held_out"]["item"] >= 1
+
+
+def test_the_memory_guard_counts_the_whole_catalogue_for_softmax_ce():
+    from gsasrec.config import make_config
+    from gsasrec.errors import GSASRecError
+    from gsasrec.training import check_step_size
+
+    config = dict(dataset_name="big", train_batch_size=128, sequence_length=200, negs_per_pos=256)
+    check_step_size(make_config(**config, loss="gbce"), num_items=100_000)  # 6.6 million logits: fine
+    check_step_size(make_config(**config, loss="sampled_ce"), num_items=100_000)
+    with pytest.raises(GSASRecError, match="the 100,002 rows of the catalogue .loss 'ce'.*use loss 'sampled_ce'"):
+        check_step_size(make_config(**config, loss="ce"), num_items=100_000)  # 2.56 billion logits
+    check_step_size(make_config(**config, loss="ce"), num_items=50_000)
+
+
+def test_export_offers_no_options_it_would_ignore():
+    result = gsasrec("export", "--help")
+    assert result.returncode == 0 and "--device" not in result.stdout and "--datasets-dir" not in result.stdout

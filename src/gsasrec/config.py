@@ -131,12 +131,13 @@ def plain_value(value: Any) -> Any:
 def _as_list(value: Any) -> list:
     if isinstance(value, (list, tuple)):
         return list(value)
-    raise GSASRecError("config field 'metrics' must be a list of measures, e.g. ['nDCG@10', 'R@10']")
+    raise GSASRecError("config field 'metrics' must be a list of measures, e.g. ['nDCG@10', 'R@10']",
+                       field="metrics")
 
 
 def _check(ok: bool, field_name: str, expected: str, value: Any) -> None:
     if not ok:
-        raise GSASRecError(f"config field {field_name!r} must be {expected}, got {value!r}")
+        raise GSASRecError(f"config field {field_name!r} must be {expected}, got {value!r}", field=field_name)
 
 
 def _is_int(value: Any) -> bool:
@@ -176,12 +177,12 @@ def validate(config: GSASRecExperimentConfig) -> None:
         cutoff = measure_cutoff(name)
         if cutoff is not None and cutoff < 1:
             raise GSASRecError(f"config field 'metrics': {name} has cutoff {cutoff}; a cutoff counts list "
-                               f"positions, 1 or more (e.g. nDCG@10)")
+                               f"positions, 1 or more (e.g. nDCG@10)", field="metrics")
         if cutoff is not None and cutoff > c.recommendation_limit:
             raise GSASRecError(
                 f"config field 'recommendation_limit' must be >= the cutoff of every measure: "
-                f"{name} needs {cutoff}, recommendation_limit is {c.recommendation_limit}"
-            )
+                f"{name} needs {cutoff}, recommendation_limit is {c.recommendation_limit}",
+                field="recommendation_limit")
 
 
 def load_config(path: str | Path) -> GSASRecExperimentConfig:

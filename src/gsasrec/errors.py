@@ -5,7 +5,12 @@ The CLI prints these as a single line and exits non-zero; anything else is a bug
 
 
 class GSASRecError(Exception):
-    """A user-facing error: the message names the file, line or field and what was expected."""
+    """A user-facing error: the message names the file, line or field and what was expected. `field`: the
+    config field at fault, where there is one (a command can then name the flag that set it)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def first_line(error: BaseException) -> str:

@@ -54,8 +54,8 @@ def evaluate(model: GSASRec, split: Split, metrics: list, limit: int, filter_rat
              batch_size: int = 512, max_score_elements: int | None = None,
              progress: JobProgress | None = None) -> dict[str, float]:
     """Mean of each ir-measures measure over the split's users."""
-    top_items, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size, max_score_elements, progress)
-    return compute_metrics(metrics, top_items, split.targets)
+    ranked, _ = predict_top(model, split.inputs, limit, filter_rated, batch_size, max_score_elements, progress)
+    return compute_metrics(metrics, ranked, split.targets)
 
 
 def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None = None,

@@ -22,8 +22,8 @@ def measure_name(measure: Any, field_name: str) -> str:
         return str(ir_measures.parse_measure(text))
     except Exception:
         raise GSASRecError(
-            f"config field {field_name!r}: {text!r} is not an ir-measures measure (e.g. 'nDCG@10', 'R@1')"
-        ) from None
+            f"config field {field_name!r}: {text!r} is not an ir-measures measure (e.g. 'nDCG@10', 'R@1')",
+            field=field_name) from None
 
 
 def measure_cutoff(name: str) -> int | None:

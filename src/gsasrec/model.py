@@ -131,12 +131,13 @@ class GSASRec(nn.Module):
         # One learnable bias per id added to its score. gBCE wants every logit near log(beta / k) at the
         # start (loss.initial_logit_offset); without a bias the network can only get there by pointing
         # every user's hidden state along one shared direction, and it stalls at popularity level
-        # (docs/reference.md, "Where the defaults depart"). None: the reference's model, whose scores have no bias (and whose
-        # state_dict has exactly the reference's keys).
+        # (docs/reference.md, "Where the defaults depart"). None: the reference's model, whose scores have
+        # no bias (and whose state_dict has exactly the reference's keys).
         self.output_bias = None if logit_offset is None else nn.Parameter(torch.full((rows,), logit_offset))
         if init_std is not None:
             # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the
-            # first thousands of steps shrinking them (docs/reference.md, "Where the defaults depart"); smaller tables start sooner.
+            # first thousands of steps shrinking them (docs/reference.md, "Where the defaults depart");
+            # smaller tables start sooner.
             for module in self.modules():
                 if isinstance(module, nn.Embedding):
                     nn.init.normal_(module.weight, std=init_std)

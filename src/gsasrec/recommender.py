@@ -272,15 +272,15 @@ class Recommender:
         for value in ks:
             if not 1 <= value <= self.model.num_items:
                 raise GSASRecError(f"k must be between 1 and {self.model.num_items}, got {value}")
-        top_items, top_scores = self.top_internal([known for known, _ in mapped], max(ks), excludes)
+        best_ids, best_scores = self.top_internal([known for known, _ in mapped], max(ks), excludes)
         results = []
         for row, ((_, unknown), row_k) in enumerate(zip(mapped, ks)):
             items = []
             for rank in range(row_k):
-                score = float(top_scores[row, rank])
+                score = float(best_scores[row, rank])
                 if score == float("-inf"):
                     break  # everything left was excluded
-                items.append({"rank": rank + 1, **self.catalog.describe(int(top_items[row, rank])),
+                items.append({"rank": rank + 1, **self.catalog.describe(int(best_ids[row, rank])),
                               "score": score, "probability": float(1 / (1 + np.exp(-score)))})
             results.append(Recommendations(items=items, unknown_items=unknown))
         return results

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
-from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state, save_checkpoint
+from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, dataset_location, read_resume_state, save_checkpoint
 from gsasrec.config import GSASRecExperimentConfig, config_from_dict
 from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
@@ -31,6 +31,7 @@ from gsasrec.distributed import finish_together, from_main, is_main_process, joi
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
 from gsasrec.files import exclusive
+from gsasrec.loss import logits_per_position
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import (
@@ -118,14 +119,18 @@ def run_lock(run_dir: str | Path | None):
 MAX_STEP_LOGITS = 1 << 31
 
 
-def check_step_size(config: GSASRecExperimentConfig) -> None:
+def check_step_size(config: GSASRecExperimentConfig, num_items: int) -> None:
     """Refuse, before allocating anything, a config whose training step cannot fit in memory."""
-    logits = config.train_batch_size * config.sequence_length * (config.negs_per_pos + 1)
+    per_position = logits_per_position(config.loss, config.negs_per_pos, num_items)
+    logits = config.train_batch_size * config.sequence_length * per_position
     if logits > MAX_STEP_LOGITS:
+        what = f"the {num_items + 2:,} rows of the catalogue (loss 'ce')" if config.loss == "ce" else \
+            f"negs_per_pos + 1 = {per_position:,}"
+        remedy = "use loss 'sampled_ce' or 'gbce', or lower" if config.loss == "ce" else "lower negs_per_pos or"
         raise GSASRecError(
-            f"a training step would hold {logits:,} logits (train_batch_size x sequence_length x "
-            f"(negs_per_pos + 1)), over {MAX_STEP_LOGITS:,} ({MAX_STEP_LOGITS * 4 / 2**30:.0f} GiB in float32); "
-            f"lower negs_per_pos (now {config.negs_per_pos}) or train_batch_size")
+            f"a training step would hold {logits:,} logits (train_batch_size x sequence_length x {what}), over "
+            f"{MAX_STEP_LOGITS:,} ({MAX_STEP_LOGITS * 4 / 2**30:.0f} GiB in float32); {remedy} train_batch_size "
+            f"or sequence_length")
 
 
 def claim_run_dir(run_dir: Path, force: bool) -> None:
@@ -160,9 +165,8 @@ def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes:
     if state["progress"].get("finished"):
         raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
     config = config_from_dict(state["config"])
-    if datasets_dir is None and state.get("dataset_path"):
-        datasets_dir = Path(state["dataset_path"]).parent
-    dataset = open_dataset(config.dataset_name, datasets_dir)
+    folder = dataset_location(state, config.dataset_name, datasets_dir)  # the rule evaluate and recommend use
+    dataset = open_dataset(folder.name, folder.parent)
     check_same_dataset(run_dir, state["dataset_stats"] or {}, dataset)
     given = {name: value for name, value in changes.items() if value is not None}
     recorded = state.get("run_options", {})
@@ -225,7 +229,7 @@ class Trainer:
             raise GSASRecError(f"dataset {dataset.name}: training needs at least 2 items, found {dataset.num_items}")
         if len(dataset.val.inputs) == 0:
             raise GSASRecError(f"dataset {dataset.name}: val/input.txt is empty; validation needs users")
-        check_step_size(config)
+        check_step_size(config, dataset.num_items)
         check_limit(config, dataset.num_items, dataset.name)
         self.config, self.dataset, self.options = config, dataset, options
         self.dataset_path = str(dataset.path.resolve())

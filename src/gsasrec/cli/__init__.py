@@ -23,9 +23,6 @@ USER_ERROR, INTERRUPTED = 2, 130
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and argument errors end here, before torch loads
     args.argv = list(argv) if argv is not None else sys.argv[1:]
-    from gsasrec.runtime import retain_freed_memory
-
-    retain_freed_memory()
     try:
         code = args.handler(args)  # None, or an exit code of its own (an interrupted run: 130)
     except GSASRecError as error:

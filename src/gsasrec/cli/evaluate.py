@@ -74,9 +74,11 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> None:
     from gsasrec.config import load_config
     from gsasrec.evaluation import evaluate_checkpoint
+    from gsasrec.runtime import retain_freed_memory
 
     if args.baseline or args.dataset:
         return run_baseline(args)
+    retain_freed_memory()  # the ranking's score blocks are reused batch after batch (a short-lived process)
     checkpoint = args.checkpoint or args.checkpoint_path
     if checkpoint is None:
         raise GSASRecError("evaluate needs a checkpoint: --checkpoint FILE")
@@ -92,8 +94,8 @@ def run(args: argparse.Namespace) -> None:
                                      precision=args.precision, **overrides)
     except GSASRecError as error:
         # A config field the user set through a flag: name the flag too.
-        named = [f"--{OVERRIDES[f].replace('_', '-')}" for f in OVERRIDES if f"field '{f}'" in str(error)]
-        raise GSASRecError(f"{error} (set with {named[0]})" if named else str(error)) from None
+        flag = f"--{OVERRIDES[error.field].replace('_', '-')}" if error.field in OVERRIDES else None
+        raise GSASRecError(f"{error} (set with {flag})" if flag else str(error)) from None
     config, device = result.config, result.model.output_table.device
     print(f"{args.split}: {len(result.split.inputs)} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}, {result.seconds:.2f} s on {device}", file=sys.stderr)

@@ -68,7 +68,9 @@ def register(commands) -> None:
         description="Export the model as a scorer: input history (batch, sequence_length) int64 internal "
                     "ids left-padded with num_items + 1; output scores (batch, num_items + 2). ONNX needs "
                     "pip install 'gsasrec[export]'.")
-    add_model_options(export)
+    # no --device or --datasets-dir: the scorer is traced on the CPU and needs no dataset
+    export.add_argument("--checkpoint", required=True, metavar="FILE", help="checkpoint file")
+    export.add_argument("--config", metavar="FILE", help="config file (needed for a bare state_dict)")
     export.add_argument("--format", choices=("onnx", "torchscript"), required=True, help="file format")
     export.add_argument("--output", required=True, metavar="FILE", help="where to write it")
     export.set_defaults(handler=run_export)
