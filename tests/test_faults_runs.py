@@ -272,3 +272,37 @@ def test_the_memory_guard_counts_the_whole_catalogue_for_softmax_ce():
 def test_export_offers_no_options_it_would_ignore():
     result = gsasrec("export", "--help")
     assert result.returncode == 0 and "--device" not in result.stdout and "--datasets-dir" not in result.stdout
+
+
+def test_checkpoint_formats_upgrade_in_one_chain(resumable, tmp_path):
+    from gsasrec.checkpoint import CHECKPOINT_FORMAT, load_model, read_checkpoint
+
+    _, run = resumable
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["format"] == CHECKPOINT_FORMAT == "gsasrec-checkpoint-2"
+    # a format-1 file of a run trained before the logit offset: no logit_offset field, no output_bias
+    old = {**state, "format": "gsasrec-checkpoint-1"}
+    old["config"] = {k: v for k, v in state["config"].items() if k != "logit_offset"}
+    old["state_dict"] = {k: v for k, v in state["state_dict"].items() if k != "output_bias"}
+    torch.save(old, tmp_path / "old.pt")
+    upgraded = read_checkpoint(tmp_path / "old.pt")
+    assert upgraded["format"] == CHECKPOINT_FORMAT and upgraded["config"]["logit_offset"] is False
+    model, config, _ = load_model(tmp_path / "old.pt")
+    assert model.output_bias is None and config.logit_offset is False
+    # the same weights as a bare state_dict under a config with the offset: a zero bias, the same scores
+    bare = tmp_path / "bare.pt"
+    torch.save(old["state_dict"], bare)
+    with_offset, _, _ = load_model(bare, make_config(**{**old["config"], "logit_offset": True}))
+    assert torch.equal(with_offset.output_bias, torch.zeros_like(with_offset.output_bias))
+    history = torch.tensor([[with_offset.padding_id] * 14 + [3, 4]])
+    assert torch.allclose(with_offset(history)[:, -1] @ with_offset.output_table.T + with_offset.output_bias,
+                          model(history)[:, -1] @ model.output_table.T)
+    # a format from a later version: one line that says so
+    torch.save({**state, "format": "gsasrec-checkpoint-9"}, tmp_path / "future.pt")
+    assert_one_line_error(gsasrec("evaluate", "--checkpoint", tmp_path / "future.pt"), "does not know")
+
+
+def make_config(**fields):
+    from gsasrec.config import make_config as build
+
+    return build(**fields)

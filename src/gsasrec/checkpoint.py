@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gsasrec.config import GSASRecExperimentConfig, config_from_dict
+from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import dataset_folder
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.files import atomic_path
@@ -22,7 +22,9 @@ from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
 from gsasrec.runstate import progress_from
 
-CHECKPOINT_FORMAT = "gsasrec-checkpoint-1"
+# The format written now. Older files are brought up to it by upgrade(), one step per version, so that
+# the rest of the package only ever sees this one.
+CHECKPOINT_FORMAT = "gsasrec-checkpoint-2"
 BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
 ARCHITECTURE_FIELDS = ("sequence_length", "embedding_dim", "num_heads", "num_blocks",
@@ -53,14 +55,48 @@ def _load(path: Path) -> Any:
                            f"{first_line(error)}") from None
 
 
+def upgrade_1_to_2(payload: dict) -> dict:
+    """Format 1 predates the logit offset: a config stored without `logit_offset` was trained without one
+    (its state_dict has no output_bias). Format 2 stores every config field."""
+    config = payload.get("config")
+    if isinstance(config, dict) and "logit_offset" not in config:
+        payload["config"] = {**config, "logit_offset": False}
+    return {**payload, "format": "gsasrec-checkpoint-2"}
+
+
+UPGRADES = {"gsasrec-checkpoint-1": upgrade_1_to_2}  # format -> the step to the next one
+
+
+def upgrade(payload, path: Path):
+    """A gsasrec checkpoint payload of any format, brought to CHECKPOINT_FORMAT; None when `payload` is
+    not one (a bare state_dict, or anything else)."""
+    if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith("gsasrec-checkpoint-"):
+        return None
+    while payload["format"] != CHECKPOINT_FORMAT:
+        step = UPGRADES.get(payload["format"])
+        if step is None:
+            raise GSASRecError(f"checkpoint {path} has format {payload['format']!r}, which this version of "
+                               f"gsasrec does not know (it reads up to {CHECKPOINT_FORMAT!r}): upgrade gsasrec")
+        payload = step(payload)
+    return payload
+
+
+def with_zero_bias(state_dict: dict, model: GSASRec) -> dict:
+    """A state_dict without output_bias (the reference's, which have no bias: a bias of 0) for a model
+    that has one (a config with logit_offset, such as the seed's config files loaded today)."""
+    if model.output_bias is not None and "output_bias" not in state_dict:
+        return {**state_dict, "output_bias": torch.zeros_like(model.output_bias)}
+    return state_dict
+
+
 def read_resume_state(run_dir: str | Path) -> dict:
     """A run folder's last.pt: a checkpoint plus 'optimizer', 'progress', 'rng', 'order', 'seed'."""
     path = Path(run_dir) / LAST_CHECKPOINT
     if not path.exists():
         raise GSASRecError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from")
-    state = _load(path)
+    state = upgrade(_load(path), path)
     needed = ("optimizer", "progress", "rng", "seed")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or any(k not in state for k in needed):
+    if state is None or any(k not in state for k in needed):
         raise GSASRecError(f"{path} is not a gsasrec resume state (it needs {', '.join(needed)})")
     check_payload(state, path)
     progress_from(state["progress"], path)
@@ -91,9 +127,10 @@ def read_checkpoint(path: str | Path) -> dict:
     """{'state_dict', 'config' (or None), 'dataset_stats' (or None), ...} from either kind of file."""
     path = Path(path)
     payload = _load(path)
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        check_payload(payload, path)
-        return payload
+    upgraded = upgrade(payload, path)
+    if upgraded is not None:
+        check_payload(upgraded, path)
+        return upgraded
     if isinstance(payload, dict) and "item_embedding.weight" in payload:
         return {"state_dict": payload, "config": None, "dataset_stats": None}
     raise GSASRecError(f"checkpoint {path} is neither a gsasrec checkpoint nor a GSASRec state_dict")
@@ -108,7 +145,7 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
     a bare state_dict needs it. num_items defaults to the stored dataset stats, else the weights' rows.
     """
     payload = read_checkpoint(path)
-    stored = config_from_dict(payload["config"]) if payload.get("config") else None
+    stored = make_config(**payload["config"]) if payload.get("config") else None
     if config is None and stored is None:
         raise GSASRecError(f"checkpoint {path} is a bare state_dict: pass --config to describe its model")
     if config is not None and stored is not None:
@@ -125,6 +162,7 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
         num_items = stats["num_items"] if stats else state_dict["item_embedding.weight"].shape[0] - 2
     check_fits(state_dict, config, num_items, path)
     model = GSASRec.from_config(config, num_items)  # its shapes are checked before any weight is copied
+    state_dict = with_zero_bias(state_dict, model)
     check_shapes(state_dict, model.state_dict(), path)
     for key, tensor in state_dict.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -178,7 +216,7 @@ def check_shapes(state_dict: dict, expected: dict, path: str | Path) -> None:
     """Every weight the model expects is there with its shape, and nothing else. (The model is built for
     real, not on the meta device: initialising meta tensors imports torch._dynamo, 1.7 s of every
     evaluate.)"""
-    missing = sorted(set(expected) - set(state_dict) - {"output_bias"})  # absent: 0 (GSASRec loads it so)
+    missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     if missing or unexpected:
         raise GSASRecError(f"checkpoint {path} does not fit the model: "

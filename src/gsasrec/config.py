@@ -101,17 +101,6 @@ def make_config(**fields: Any) -> GSASRecExperimentConfig:
     return GSASRecExperimentConfig(**fields)
 
 
-# Fields added after the first release, with the value that reproduces what a stored config written
-# before them meant: such a checkpoint was trained without a logit offset.
-STORED_DEFAULTS = {"logit_offset": False}
-
-
-def config_from_dict(values: dict) -> GSASRecExperimentConfig:
-    """A config stored in a checkpoint or run folder (fields missing from older files take the value
-    they had then)."""
-    return make_config(**{**STORED_DEFAULTS, **values})
-
-
 def plain_value(value: Any) -> Any:
     """`value` as a plain bool, int, float or str (or a list of them) when it is one in another type;
     anything else unchanged, for validation to judge."""

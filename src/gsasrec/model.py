@@ -157,14 +157,6 @@ class GSASRec(nn.Module):
             return self.item_embedding.weight
         return self.output_embedding.weight
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The reference's state_dicts (and this project's before the offset) have no output_bias: their
-        # scores have none, which is a bias of 0.
-        if (self.output_bias is not None and prefix + "output_bias" not in state_dict
-                and prefix + "item_embedding.weight" in state_dict):
-            state_dict[prefix + "output_bias"] = torch.zeros_like(self.output_bias)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def forward(self, inputs: torch.Tensor, last_only: bool = False, positions: torch.Tensor | None = None,
                 segments: torch.Tensor | None = None) -> torch.Tensor:
         """Sequence embeddings (batch, width, dim) of left-padded inputs (batch, width).

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
 from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, dataset_location, read_resume_state, save_checkpoint
-from gsasrec.config import GSASRecExperimentConfig, config_from_dict
+from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
@@ -164,7 +164,7 @@ def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes:
     state = read_resume_state(run_dir)
     if state["progress"].get("finished"):
         raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
-    config = config_from_dict(state["config"])
+    config = make_config(**state["config"])  # read_resume_state upgraded it to today's format
     folder = dataset_location(state, config.dataset_name, datasets_dir)  # the rule evaluate and recommend use
     dataset = open_dataset(folder.name, folder.parent)
     check_same_dataset(run_dir, state["dataset_stats"] or {}, dataset)

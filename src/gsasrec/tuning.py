@@ -184,12 +184,12 @@ def _short(value) -> str:
 
 
 def write_results(study, options: TuneOptions, metric: str) -> GSASRecExperimentConfig:
-    from gsasrec.config import config_from_dict
+    from gsasrec.config import make_config
 
     best = _best(study)
     if best is None:
         raise GSASRecError(f"no trial of the study finished (see {study_location(options)})")
-    config = config_from_dict(best.user_attrs["config"])
+    config = make_config(**best.user_attrs["config"])
     reasons = {name: f"tuned: trial {best.number}, validation {metric} {best.value:.4f}" for name in best.params}
     header = (f"The best of {len(finished_trials(study))} trials of `gsasrec tune` (study {study.study_name}).\n"
               f"Train with: gsasrec train --config {options.output_dir / BEST_CONFIG}")
