@@ -306,3 +306,16 @@ def make_config(**fields):
     from gsasrec.config import make_config as build
 
     return build(**fields)
+
+
+def test_runs_list_reads_the_small_state_file_not_the_weights(resumable):
+    tmp_path, run = resumable
+    steps = torch.load(run / "last.pt", weights_only=True)["progress"]["steps"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["progress"]["steps"] == steps == 2
+    (run / "last.pt").write_bytes(b"not unpickled by runs list")  # it is never opened there
+    listed = json.loads(gsasrec("runs", "list", tmp_path / "runs", "--json").stdout)
+    assert listed["steps"] == 2 and listed["resumable"] is True
+    (run / "state.json").write_text('{"progress": {"epoch": 1')
+    listed = json.loads(gsasrec("runs", "list", tmp_path / "runs", "--json").stdout)
+    assert "state.json: damaged" in listed["damaged"]

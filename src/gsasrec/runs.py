@@ -6,6 +6,7 @@
     curve.png        validation metric against steps and against wall time, redrawn every epoch
     best.pt          the best checkpoint by val_metric
     last.pt          everything needed to resume: weights, optimizer, RNG states, progress
+    state.json       last.pt's progress alone (epoch, steps, seconds, best, finished), for `runs list`
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -23,11 +25,13 @@ from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_sta
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
 from gsasrec.files import write_text_atomic
+from gsasrec.runstate import progress_from
 
 RUN_CONFIG = "config.json"
 CONFIG_FILE = "config.py"
 METRICS_LOG = "metrics.jsonl"
 CURVE = "curve.png"
+RUN_STATE = "state.json"
 
 
 def default_run_dir(dataset_name: str) -> Path:
@@ -189,11 +193,26 @@ def summarize_run(run_dir: Path) -> dict:
     }
 
 
+def write_run_state(run_dir: Path, progress: dict) -> None:
+    write_text_atomic(Path(run_dir) / RUN_STATE, json.dumps({"progress": progress}) + "\n")
+
+
 def saved_progress(run_dir: Path) -> dict | None:
-    """The progress recorded in a run's last.pt (epoch, batch within it, steps, seconds, finished), or None
-    when there is no readable one."""
-    if not (Path(run_dir) / LAST_CHECKPOINT).exists():
+    """The progress recorded with a run's last.pt (epoch, batch within it, steps, seconds, finished): from
+    state.json, else (a run of an older version) from last.pt itself; None without either. A damaged
+    state.json is a one-line error naming it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LAST_CHECKPOINT).exists():
         return None
+    if (run_dir / RUN_STATE).exists():
+        path = run_dir / RUN_STATE
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise GSASRecError(f"{path}: damaged ({getattr(error, 'msg', None) or error})") from None
+        if not isinstance(state, dict):
+            raise GSASRecError(f"{path}: expected a JSON object with 'progress'")
+        return asdict(progress_from(state.get("progress"), path))
     try:
         return read_resume_state(run_dir)["progress"]
     except GSASRecError:
@@ -202,7 +221,7 @@ def saved_progress(run_dir: Path) -> dict | None:
 
 def run_files(run_dir: Path) -> list[Path]:
     """The files of a run that a run folder holds (none: the folder is free for a new run)."""
-    names = (RUN_CONFIG, CONFIG_FILE, METRICS_LOG, CURVE, BEST_CHECKPOINT, LAST_CHECKPOINT)
+    names = (RUN_CONFIG, CONFIG_FILE, METRICS_LOG, CURVE, BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_STATE)
     return [Path(run_dir) / name for name in names if (Path(run_dir) / name).exists()]
 
 

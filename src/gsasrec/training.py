@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 import torch
@@ -43,6 +44,7 @@ from gsasrec.runs import (
     run_files,
     write_config_file,
     write_run_config,
+    write_run_state,
 )
 from gsasrec.runstate import Progress, progress_from
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
@@ -86,7 +88,12 @@ class RunResult:
     baselines: dict = field(default_factory=dict)  # baseline name -> its val_metric on the validation users
 
 
-CONTINUE, BUDGET_SPENT, INTERRUPTED = 0, 1, 2
+class Stop(IntEnum):
+    """What happens after a step: rank 0's decision, broadcast to every rank as an int."""
+
+    CONTINUE = 0
+    BUDGET_SPENT = 1  # --max-steps or --max-minutes reached: validate, save, end (resumable)
+    INTERRUPTED = 2  # SIGTERM or Ctrl-C: save last.pt mid-epoch and end
 
 
 def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions) -> RunResult:
@@ -303,12 +310,12 @@ class Trainer:
                     p.steps += 1
                     progress.after_step(p.steps, lambda: torch.stack(p.epoch_losses[-10:]).mean().item())
                     # One decision per step, rank 0's, so that every rank stops at the same step.
-                    decision = from_main(world, INTERRUPTED if requests.stop
-                                         else BUDGET_SPENT if budget.spent(p.steps) else CONTINUE)
-                    if decision == INTERRUPTED:
+                    decision = Stop(from_main(world, Stop.INTERRUPTED if requests.stop
+                                              else Stop.BUDGET_SPENT if budget.spent(p.steps) else Stop.CONTINUE))
+                    if decision is Stop.INTERRUPTED:
                         progress.end_epoch()
                         return self.stop_interrupted(started)
-                    if decision == BUDGET_SPENT:
+                    if decision is Stop.BUDGET_SPENT:
                         stop = True
                         break
                 progress.end_epoch()
@@ -410,6 +417,8 @@ class Trainer:
                  "negatives": self.negatives_generator.get_state(),
                  "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
             order=self.order.cpu() if self.order is not None else None)
+        # after last.pt: `runs list` reads this small file instead of unpickling weights and Adam's state
+        write_run_state(self.run_dir, p.to_dict())
 
     def load_state(self, state: dict) -> None:
         if self.world.distributed:
