@@ -227,3 +227,55 @@ def run_files(run_dir: Path) -> list[Path]:
 
 def find_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).glob(f"*/{RUN_CONFIG}"))
+
+
+class RunDir:
+    """One run folder: the place of each of its files, the lock that keeps a second writer out, and the
+    reading and writing of them (through the functions above, which `runs list/show` use directly)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.best, self.last = self.path / BEST_CHECKPOINT, self.path / LAST_CHECKPOINT
+        self.state, self.records_file = self.path / RUN_STATE, self.path / METRICS_LOG
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def lock(self):
+        """Held by the run's main process for the whole run: a second `train` or `--resume` on this folder
+        is refused at once instead of interleaving its records and checkpoints."""
+        from gsasrec.files import exclusive
+
+        return exclusive(self.path, "run folder")
+
+    def claim(self, force: bool, main_process: bool = True) -> None:
+        """Refuse a folder holding an earlier run (unless force: then its run files go, by the main
+        process only)."""
+        earlier = run_files(self.path)
+        if earlier and not force:
+            raise GSASRecError(f"{self.path} already holds a run ({', '.join(p.name for p in earlier)}); continue "
+                               f"it with: gsasrec train --resume {self.path}, or start over with --force")
+        if earlier and main_process:
+            for path in earlier:
+                path.unlink(missing_ok=True)
+
+    def start(self, payload: dict, config, notes: dict | None) -> None:
+        """A new run's config.json and config.py."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_run_config(self.path, payload)
+        write_config_file(self.path, config, notes)
+
+    def records(self) -> list[dict]:
+        return read_records(self.path)
+
+    def record_epoch(self, record: dict, metric: str) -> str:
+        return record_epoch(self.path, record, metric)
+
+    def keep_records_until(self, steps: int) -> None:
+        keep_records_until(self.path, steps)
+
+    def write_state(self, progress: dict) -> None:
+        write_run_state(self.path, progress)
+
+    def config(self) -> dict:
+        return read_run_config(self.path)

@@ -24,28 +24,17 @@ from tqdm import tqdm
 
 from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
-from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, dataset_location, read_resume_state, save_checkpoint
+from gsasrec.checkpoint import LAST_CHECKPOINT, dataset_location, read_resume_state, save_checkpoint
 from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
-from gsasrec.files import exclusive
 from gsasrec.loss import logits_per_position
 from gsasrec.model import GSASRec
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
-from gsasrec.runs import (
-    default_run_dir,
-    environment,
-    keep_records_until,
-    read_run_config,
-    record_epoch,
-    run_files,
-    write_config_file,
-    write_run_config,
-    write_run_state,
-)
+from gsasrec.runs import RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, progress_from
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import TrainingStep, learning_rate_at
@@ -105,7 +94,7 @@ def train(config: GSASRecExperimentConfig, dataset: Dataset, options: RunOptions
     """
     with run_lock(options.output_dir):
         if options.output_dir is not None:
-            claim_run_dir(Path(options.output_dir), options.force)
+            RunDir(options.output_dir).claim(options.force, is_main_process())
         trainer = Trainer(config, dataset, options)
         try:
             return finish_together(trainer.world, trainer.run())
@@ -118,7 +107,7 @@ def run_lock(run_dir: str | Path | None):
     on the same folder is refused at once instead of interleaving its records and checkpoints."""
     if run_dir is None or not is_main_process():
         return nullcontext()
-    return exclusive(Path(run_dir), "run folder")
+    return RunDir(run_dir).lock()
 
 
 # Logits one training step may hold: (batch, length, 1 + negatives). 2^31 float32 values are 8 GiB, and
@@ -138,17 +127,6 @@ def check_step_size(config: GSASRecExperimentConfig, num_items: int) -> None:
             f"a training step would hold {logits:,} logits (train_batch_size x sequence_length x {what}), over "
             f"{MAX_STEP_LOGITS:,} ({MAX_STEP_LOGITS * 4 / 2**30:.0f} GiB in float32); {remedy} train_batch_size "
             f"or sequence_length")
-
-
-def claim_run_dir(run_dir: Path, force: bool) -> None:
-    """Refuse a folder holding an earlier run (unless force: then its run files go)."""
-    earlier = run_files(run_dir)
-    if earlier and not force:
-        raise GSASRecError(f"{run_dir} already holds a run ({', '.join(p.name for p in earlier)}); continue it "
-                           f"with: gsasrec train --resume {run_dir}, or start over with --force")
-    if earlier and is_main_process():
-        for path in earlier:
-            path.unlink(missing_ok=True)
 
 
 # Run options that a resumed run keeps from the interrupted one unless told otherwise.
@@ -247,6 +225,7 @@ class Trainer:
         self.seed = options.seed if options.seed is not None else new_seed()
         self.seed = from_main(self.world, self.seed)
         self.run_dir = Path(options.output_dir or default_run_dir(config.dataset_name))
+        self.files = RunDir(self.run_dir)
         torch.manual_seed(self.seed)  # model initialisation (identical on every rank) and dropout
         self.model = GSASRec.from_config(config, dataset.num_items).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
@@ -268,15 +247,13 @@ class Trainer:
             self.load_state(resume_state)
         if self.world.is_main:
             try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
                 if resume_state is None:
-                    write_run_config(self.run_dir, self.describe())
-                    write_config_file(self.run_dir, config, options.config_notes)
-            except OSError as error:  # a file in the way, a read-only folder, a full disk
-                raise GSASRecError(f"cannot write the run folder {self.run_dir}: "
-                                   f"{error.strerror or first_line(error)}") from None
+                    self.files.start(self.describe(), config, options.config_notes)
+            except (OSError, GSASRecError) as error:  # a file in the way, a read-only folder, a full disk
+                reason = str(error) if isinstance(error, GSASRecError) else error.strerror or first_line(error)
+                raise GSASRecError(f"cannot write the run folder {self.run_dir}: {reason}") from None
             if resume_state is not None:
-                keep_records_until(self.run_dir, self.progress.steps)
+                self.files.keep_records_until(self.progress.steps)
 
     def describe(self) -> dict:
         o = self.options
@@ -369,7 +346,7 @@ class Trainer:
             improved = value > p.best_metric
             if improved:
                 p.best_metric, p.best_step, p.epochs_without_improvement = value, p.steps, 0
-                save_checkpoint(self.run_dir / BEST_CHECKPOINT, self.model, config, self.dataset.stats,
+                save_checkpoint(self.files.best, self.model, config, self.dataset.stats,
                                 step=p.steps, epoch=p.epoch, seed=self.seed, val_metrics=metrics,
                                 dataset_path=self.dataset_path, command=self.options.command)
             elif not partial:
@@ -379,7 +356,7 @@ class Trainer:
                       "validation_seconds": round(validation_seconds, 3)}
             if partial:
                 record["epoch_steps"] = p.batch
-            tqdm.write(record_epoch(self.run_dir, record, config.val_metric))
+            tqdm.write(self.files.record_epoch(record, config.val_metric))
             stop = p.epochs_without_improvement >= config.early_stopping_patience
             if self.options.after_validation is not None and self.options.after_validation(p.steps, metrics):
                 stop = True
@@ -389,7 +366,7 @@ class Trainer:
         self.progress.seconds = time.perf_counter() - started
         self.save_last()
         if self.world.is_main:
-            tqdm.write(f"interrupted: saved {self.run_dir / LAST_CHECKPOINT} at step {self.progress.steps}; "
+            tqdm.write(f"interrupted: saved {self.files.last} at step {self.progress.steps}; "
                        f"continue with: gsasrec train --resume {self.run_dir}")
         result = self.result(started)
         result.interrupted = True
@@ -397,7 +374,7 @@ class Trainer:
 
     def result(self, started: float) -> RunResult:
         p = self.progress
-        return RunResult(self.run_dir, self.run_dir / BEST_CHECKPOINT, p.best_metric, p.best_step, p.steps,
+        return RunResult(self.run_dir, self.files.best, p.best_metric, p.best_step, p.steps,
                          p.epoch - 1, time.perf_counter() - started, self.config.val_metric, model=self.model)
 
     # --- state for resuming --------------------------------------------------------------------------
@@ -408,7 +385,7 @@ class Trainer:
         p = self.progress
         cuda = self.world.device.type == "cuda"
         save_checkpoint(
-            self.run_dir / LAST_CHECKPOINT, self.model, self.config, self.dataset.stats,
+            self.files.last, self.model, self.config, self.dataset.stats,
             seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
             command=self.options.command, step=p.steps,
             run_options={name: getattr(self.options, name) for name in RECORDED_OPTIONS},
@@ -418,14 +395,14 @@ class Trainer:
                  "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
             order=self.order.cpu() if self.order is not None else None)
         # after last.pt: `runs list` reads this small file instead of unpickling weights and Adam's state
-        write_run_state(self.run_dir, p.to_dict())
+        self.files.write_state(p.to_dict())
 
     def load_state(self, state: dict) -> None:
         if self.world.distributed:
             raise GSASRecError("--resume runs in one process; resume a distributed run without torchrun/--nproc")
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.progress = progress_from(state["progress"], self.run_dir / LAST_CHECKPOINT)
+        self.progress = progress_from(state["progress"], self.files.last)
         # on the training device: the losses of this epoch's remaining steps join them there (torch.stack)
         self.progress.epoch_losses = [torch.tensor(x, device=self.world.device) for x in self.progress.epoch_losses]
         rng = state["rng"]
