@@ -319,3 +319,31 @@ def test_runs_list_reads_the_small_state_file_not_the_weights(resumable):
     (run / "state.json").write_text('{"progress": {"epoch": 1')
     listed = json.loads(gsasrec("runs", "list", tmp_path / "runs", "--json").stdout)
     assert "state.json: damaged" in listed["damaged"]
+
+
+def test_saved_progress_holds_no_tensors_so_a_resume_puts_losses_on_its_own_device():
+    # A mid-epoch resume of a CUDA run stacked CPU tensors (the saved epoch losses) with CUDA ones; the
+    # progress is saved as plain floats and put back on the trainer's device when loaded.
+    from gsasrec.runstate import Progress, progress_from
+
+    saved = Progress(epoch=2, batch=3, steps=51, epoch_losses=[torch.tensor(0.5), torch.tensor(0.25)]).to_dict()
+    assert saved["epoch_losses"] == [0.5, 0.25] and not any(isinstance(v, torch.Tensor) for v in saved.values())
+    assert progress_from(saved, "last.pt").epoch_losses == [0.5, 0.25]
+    with pytest.raises(Exception, match="epoch_losses"):
+        progress_from({**saved, "epoch_losses": [torch.tensor(0.5)]}, "last.pt")
+
+
+@pytest.mark.parametrize("loss", ["gbce", "sampled_ce", "ce"])
+def test_each_objective_trains_and_reports_its_logits(tmp_path, loss):
+    from synthetic import write_config, write_cycle_dataset
+
+    from gsasrec.config import make_config as build
+    from gsasrec.objectives import objective_for
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=40, num_items=20, val_users=8)
+    config = write_config(tmp_path / "c.py", max_epochs=1, max_batches_per_epoch=2, loss=loss)
+    result = gsasrec("train", "--config", config, "--datasets-dir", tmp_path / "datasets", "--output-dir",
+                     tmp_path / "run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    expected = {"gbce": 9, "sampled_ce": 9, "ce": 22}[loss]  # negs_per_pos 8 + 1, or the 20 + 2 rows
+    assert objective_for(build(dataset_name="cycle", negs_per_pos=8, loss=loss), 20).logits_per_position == expected

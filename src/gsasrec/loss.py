@@ -38,12 +38,6 @@ def initial_logit_offset(config, num_items: int) -> float:
     return math.log(gbce_beta(num_items, config.negs_per_pos, config.gbce_t) / config.negs_per_pos)
 
 
-def logits_per_position(loss: str, negs_per_pos: int, num_items: int) -> int:
-    """How many logits a training step holds per position: the whole catalogue's (num_items + 2 rows)
-    for softmax CE, else the positive's and the negatives' (the memory guard's measure, training.py)."""
-    return num_items + 2 if loss == "ce" else negs_per_pos + 1
-
-
 def gbce_loss(logits: torch.Tensor, beta: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean gBCE over positions.
 

@@ -7,13 +7,12 @@ import math
 
 import torch
 
-from gsasrec.batches import Batch, sample_negatives
+from gsasrec.batches import Batch
 from gsasrec.config import GSASRecExperimentConfig
 from gsasrec.errors import GSASRecError
-from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
 from gsasrec.model import GSASRec
+from gsasrec.objectives import objective_for
 from gsasrec.runtime import PRECISIONS
-from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
 
 LR_FLOOR = 0.1
 
@@ -27,7 +26,7 @@ def learning_rate_at(config: GSASRecExperimentConfig, step: int) -> float:
 
 
 class TrainingStep:
-    """One optimisation step: forward, gBCE over non-padding positions, backward, Adam."""
+    """One optimisation step: forward, the objective's loss over non-padding positions, backward, Adam."""
 
     def __init__(self, model: GSASRec, optimizer: torch.optim.Optimizer, config: GSASRecExperimentConfig,
                  num_items: int, generator: torch.Generator, precision: str = "fp32",
@@ -40,10 +39,7 @@ class TrainingStep:
         self.forward = torch.compile(network) if compile else network
         self.bf16 = precision == "bf16"
         self.optimizer = optimizer
-        self.num_items = num_items
-        self.negs_per_pos = config.negs_per_pos
-        self.loss_name = config.loss
-        self.beta = gbce_beta(num_items, config.negs_per_pos, config.gbce_t)
+        self.objective = objective_for(config, num_items)
         self.generator = generator
 
     def loss(self, batch: Batch) -> torch.Tensor:
@@ -54,21 +50,8 @@ class TrainingStep:
             # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
             positions = hidden[valid]  # (positions, dim)
             positives = labels[valid]  # (positions,)
-            if self.loss_name == "ce":
-                logits = all_logits(positions, self.model.output_table,
-                                    self.model.output_bias)  # (positions, num_items + 2)
-            else:
-                negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items,
-                                             self.generator, inputs.device)  # (positions, negatives)
-                dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-                logits = candidate_logits(positions, self.model.output_table, positives, negatives, dense,
-                                          self.model.output_bias)
-        # The losses run in float32 whatever the autocast dtype.
-        if self.loss_name == "ce":
-            return full_ce_loss(logits, positives)
-        if self.loss_name == "sampled_ce":
-            return sampled_ce_loss(logits, torch.cat([positives.unsqueeze(1), negatives], dim=1))
-        return gbce_loss(logits, self.beta)
+            logits, scored = self.objective.logits(positions, positives, self.model, self.generator)
+        return self.objective.loss(logits, scored)  # in float32 whatever the autocast dtype
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         loss = self.loss(batch)

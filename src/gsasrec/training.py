@@ -31,8 +31,8 @@ from gsasrec.data.recipes import open_dataset
 from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
-from gsasrec.loss import logits_per_position
 from gsasrec.model import GSASRec
+from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, progress_from
@@ -117,7 +117,7 @@ MAX_STEP_LOGITS = 1 << 31
 
 def check_step_size(config: GSASRecExperimentConfig, num_items: int) -> None:
     """Refuse, before allocating anything, a config whose training step cannot fit in memory."""
-    per_position = logits_per_position(config.loss, config.negs_per_pos, num_items)
+    per_position = objective_for(config, num_items).logits_per_position
     logits = config.train_batch_size * config.sequence_length * per_position
     if logits > MAX_STEP_LOGITS:
         what = f"the {num_items + 2:,} rows of the catalogue (loss 'ce')" if config.loss == "ce" else \
