@@ -49,9 +49,29 @@ def named_models(pattern_run, tmp_path_factory):
 
 
 def wait_for(driver, condition, what: str, timeout: float = 20):
+    """Wait until condition(driver); an element re-rendered while it was read only means "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message=f"waited for {what}")
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: condition(d), message=f"waited for {what}")
+
+
+def attributes(driver, selector: str, name: str, within: str | None = None) -> list[str]:
+    """The attribute `name` of every element matching `selector` (inside each `within`: a list per
+    match of it), read in one script: the page re-renders lists while a test reads them."""
+    if within is None:
+        return driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.getAttribute(arguments[1]))",
+            selector, name)
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[2])].map(c => [...c.querySelectorAll(arguments[0])]"
+        ".map(e => e.getAttribute(arguments[1])))", selector, name, within)
+
+
+def texts(driver, selector: str) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)",
+                                 selector)
 
 
 def find(driver, selector: str):
@@ -62,7 +82,7 @@ def find(driver, selector: str):
 
 def column_items(driver) -> list[list[str]]:
     """The item ids listed in each model's column, in order."""
-    return [[row.get_attribute("data-item") for row in find(column, "tbody tr")] for column in find(driver, ".column")]
+    return attributes(driver, "tbody tr", "data-item", within=".column")
 
 
 def add_by_typing(driver, text: str) -> None:
@@ -78,8 +98,7 @@ def add_by_typing(driver, text: str) -> None:
 
 
 def status_text(driver) -> str:
-    status = find(driver, "#status")[0]
-    return status.text if status.is_displayed() else ""
+    return driver.execute_script("const s = document.getElementById('status'); return s.hidden ? '' : s.innerText")
 
 
 def shoot(driver, name: str, folder: Path) -> None:
@@ -104,7 +123,7 @@ def test_explorer_in_a_browser(browser, named_models, tmp_path):
                          "--datasets-dir", str(datasets)) as (base, process):
         browser.get(base + "/")
         wait_for(browser, lambda d: len(find(d, ".card")) == 2, "the two model cards")
-        assert [card.get_attribute("data-model") for card in find(browser, ".card")] == ["best", "last"]
+        assert attributes(browser, ".card", "data-model") == ["best", "last"]
 
         # Build a history: by title, by title, by id; the lists change with each item
         add_by_typing(browser, "Track 10")
@@ -114,20 +133,19 @@ def test_explorer_in_a_browser(browser, named_models, tmp_path):
             add_by_typing(browser, text)
             wait_for(browser, lambda d: column_items(d) != seen[-1], f"the lists after {text!r}")
             seen.append(column_items(browser))
-        assert [li.get_attribute("data-item") for li in find(browser, "#history li")] == ["10", "11", "12"]
+        assert attributes(browser, "#history li", "data-item") == ["10", "11", "12"]
         wait_for(browser, lambda d: column_items(d)[0][:1] == ["13"], "the planted next item first")
         # the models share items: marked in both columns, with the note
-        shared = find(browser, "tr.shared")
-        assert shared and find(browser, "#shared-note")[0].is_displayed()
-        assert {row.get_attribute("data-item") for row in find(find(browser, ".column")[0], "tr.shared")} == \
-            {row.get_attribute("data-item") for row in find(find(browser, ".column")[1], "tr.shared")}
+        wait_for(browser, lambda d: attributes(d, "tr.shared", "data-item"), "shared items marked")
+        first, second = attributes(browser, "tr.shared", "data-item", within=".column")
+        assert first and set(first) == set(second) and find(browser, "#shared-note")[0].is_displayed()
         shoot(browser, "build.png", tmp_path)
 
         # Remove the middle item with the keyboard: the history and the lists follow
         before = column_items(browser)
-        find(browser, "#history li")[1].find_element("css selector", ".remove").send_keys("\n")
+        find(browser, "#history li:nth-child(2) .remove")[0].send_keys("\n")
         wait_for(browser, lambda d: len(find(d, "#history li")) == 2, "the item removed")
-        assert [li.get_attribute("data-item") for li in find(browser, "#history li")] == ["10", "12"]
+        assert attributes(browser, "#history li", "data-item") == ["10", "12"]
         wait_for(browser, lambda d: column_items(d) != before, "the lists after the removal")
 
         # An unknown item: a plain message, the history unchanged
@@ -142,12 +160,12 @@ def test_explorer_in_a_browser(browser, named_models, tmp_path):
         number = find(browser, "#user-number")[0]
         number.clear()
         number.send_keys("3\n")
-        wait_for(browser, lambda d: "User 3 of test" in d.find_element("id", "user-view").text, "user 3")
+        wait_for(browser, lambda d: "User 3 of test" in "".join(texts(d, "#user-view")), "user 3")
         held_out = call(base, "/users/test/3")[1]["held_out"]
-        assert f"Track {held_out['item']:02d}" in find(browser, ".held-out")[0].text
-        wait_for(browser, lambda d: len(find(d, ".target-rank")) == 2 and "rank" in find(d, ".target-rank")[0].text,
+        assert f"Track {held_out['item']:02d}" in texts(browser, ".held-out")[0]
+        wait_for(browser, lambda d: len(texts(d, ".target-rank")) == 2 and "rank" in texts(d, ".target-rank")[0],
                  "the held-out item's rank in both columns")
-        ranks = [re.search(r"rank (\d+)", p.text) for p in find(browser, ".target-rank")]
+        ranks = [re.search(r"rank (\d+)", text) for text in texts(browser, ".target-rank")]
         expected = call(base, "/recommend", {"history": [i["item"] for i in call(base, "/users/test/3")[1]["history"]],
                                              "target": held_out["item"], "k": 10})[1]["target_rank"]
         assert ranks[0] and int(ranks[0].group(1)) == expected
