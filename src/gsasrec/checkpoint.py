@@ -20,7 +20,7 @@ from gsasrec.errors import GSASRecError, first_line
 from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
-from gsasrec.runstate import progress_from
+from gsasrec.runstate import RunState
 
 # The format written now. Older files are brought up to it by upgrade(), one step per version, so that
 # the rest of the package only ever sees this one.
@@ -99,18 +99,9 @@ def read_resume_state(run_dir: str | Path) -> dict:
     if state is None or any(k not in state for k in needed):
         raise GSASRecError(f"{path} is not a gsasrec resume state (it needs {', '.join(needed)})")
     check_payload(state, path)
-    progress_from(state["progress"], path)
-    rng = state["rng"]
-    streams = ("torch", "order", "negatives")
-    if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) for k in streams):
-        raise GSASRecError(f"{path}: 'rng' should map torch, order and negatives to generator states")
-    if not isinstance(state["seed"], int) or isinstance(state["seed"], bool):
-        raise GSASRecError(f"{path}: 'seed' should be a whole number, got {state['seed']!r:.60}")
+    RunState.from_payload(state, path)  # its checks: a damaged state fails here, in one line
     if not isinstance(state["optimizer"], dict):
         raise GSASRecError(f"{path}: 'optimizer' should be the optimizer's state mapping")
-    if not isinstance(state.get("run_options", {}), dict) or (state.get("order") is not None
-                                                              and not isinstance(state["order"], torch.Tensor)):
-        raise GSASRecError(f"{path}: 'run_options' should be a mapping and 'order' a tensor")
     return state
 
 

@@ -65,3 +65,39 @@ def progress_from(saved, path: str | Path) -> Progress:
         raise GSASRecError(f"{path}: progress counts out of range (epoch {saved['epoch']}, batch "
                            f"{saved['batch']}, steps {saved['steps']})")
     return Progress(**saved)
+
+
+@dataclass
+class RunState:
+    """Everything of a run that is not weights or Adam's state: where it is (Progress), its seed, the
+    run options it goes on with, its random streams and the epoch's user order. Saved into last.pt as
+    plain values and CPU tensors (to_payload), read back with checks (from_payload) and put on whichever
+    device the resumed run uses."""
+
+    progress: Progress
+    seed: int
+    run_options: dict
+    rng: dict  # "torch", "order", "negatives" (and "cuda" or None): generator states as CPU byte tensors
+    order: object = None  # torch.Tensor of the epoch's user order, or None between epochs
+
+    def to_payload(self) -> dict:
+        return {"progress": self.progress.to_dict(), "seed": self.seed, "run_options": dict(self.run_options),
+                "rng": self.rng, "order": self.order.cpu() if self.order is not None else None}
+
+    @classmethod
+    def from_payload(cls, state: dict, path: str | Path) -> RunState:
+        """From last.pt's payload; a missing or mistyped field is a GSASRecError naming the file."""
+        import torch
+
+        progress = progress_from(state.get("progress"), path)
+        rng = state.get("rng")
+        streams = ("torch", "order", "negatives")
+        if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) for k in streams):
+            raise GSASRecError(f"{path}: 'rng' should map torch, order and negatives to generator states")
+        seed = state.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise GSASRecError(f"{path}: 'seed' should be a whole number, got {seed!r:.60}")
+        options, order = state.get("run_options", {}), state.get("order")
+        if not isinstance(options, dict) or (order is not None and not isinstance(order, torch.Tensor)):
+            raise GSASRecError(f"{path}: 'run_options' should be a mapping and 'order' a tensor")
+        return cls(progress, seed, options, rng, order)

@@ -35,7 +35,7 @@ from gsasrec.model import GSASRec
 from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import RunDir, default_run_dir, environment, read_run_config
-from gsasrec.runstate import Progress, progress_from
+from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import TrainingStep, learning_rate_at
 
@@ -384,16 +384,14 @@ class Trainer:
             return
         p = self.progress
         cuda = self.world.device.type == "cuda"
-        save_checkpoint(
-            self.files.last, self.model, self.config, self.dataset.stats,
-            seed=self.seed, dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
-            command=self.options.command, step=p.steps,
-            run_options={name: getattr(self.options, name) for name in RECORDED_OPTIONS},
-            progress=p.to_dict(),
-            rng={"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
-                 "negatives": self.negatives_generator.get_state(),
-                 "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
-            order=self.order.cpu() if self.order is not None else None)
+        state = RunState(p, self.seed, {name: getattr(self.options, name) for name in RECORDED_OPTIONS},
+                         {"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
+                          "negatives": self.negatives_generator.get_state(),
+                          "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
+                         self.order)
+        save_checkpoint(self.files.last, self.model, self.config, self.dataset.stats,
+                        dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
+                        command=self.options.command, step=p.steps, **state.to_payload())
         # after last.pt: `runs list` reads this small file instead of unpickling weights and Adam's state
         self.files.write_state(p.to_dict())
 
@@ -402,14 +400,14 @@ class Trainer:
             raise GSASRecError("--resume runs in one process; resume a distributed run without torchrun/--nproc")
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.progress = progress_from(state["progress"], self.files.last)
+        saved = RunState.from_payload(state, self.files.last)
+        self.progress = saved.progress
         # on the training device: the losses of this epoch's remaining steps join them there (torch.stack)
         self.progress.epoch_losses = [torch.tensor(x, device=self.world.device) for x in self.progress.epoch_losses]
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        self.order_generator.set_state(rng["order"])
-        self.negatives_generator.set_state(rng["negatives"])
-        if rng.get("cuda") is not None and self.world.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.world.device)
-        if state.get("order") is not None:
-            self.order = state["order"].to(self.world.device)
+        torch.set_rng_state(saved.rng["torch"])
+        self.order_generator.set_state(saved.rng["order"])
+        self.negatives_generator.set_state(saved.rng["negatives"])
+        if saved.rng.get("cuda") is not None and self.world.device.type == "cuda":
+            torch.cuda.set_rng_state(saved.rng["cuda"], self.world.device)
+        if saved.order is not None:
+            self.order = saved.order.to(self.world.device)
