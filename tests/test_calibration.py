@@ -64,7 +64,7 @@ def test_filter_rated_measures_over_the_items_a_recommender_can_return():
     # user's unrated items nothing is predicted and nothing happens (E/O 0, not 5).
     num_items, negatives = 40, 400
     model = GSASRec(num_items, sequence_length=8, embedding_dim=8, num_heads=1, num_blocks=1,
-                    init_std=0.02, logit_offset=0.0)
+                    init_std=0.02, initial_bias=0.0)
     with torch.no_grad():
         model.output_bias.fill_(-30.0)
         model.output_bias[1:6] = 30.0

@@ -112,7 +112,7 @@ class GSASRec(nn.Module):
     def __init__(self, num_items: int, sequence_length: int = 200, embedding_dim: int = 256,
                  num_heads: int = 4, num_blocks: int = 3, dropout_rate: float = 0.0,
                  reuse_item_embeddings: bool = False, init_std: float | None = None,
-                 logit_offset: float | None = None):
+                 initial_bias: float | None = None):
         super().__init__()
         self.num_items = num_items
         self.padding_id = padding_id(num_items)
@@ -128,12 +128,13 @@ class GSASRec(nn.Module):
         self.seq_norm = nn.LayerNorm(embedding_dim)
         if not reuse_item_embeddings:
             self.output_embedding = nn.Embedding(rows, embedding_dim)
-        # One learnable bias per id added to its score. gBCE wants every logit near log(beta / k) at the
+        # One learnable bias per id added to its score, started at initial_bias (the config's boolean
+        # logit_offset asks for one; from_config computes its value). gBCE wants every logit near log(beta / k) at the
         # start (loss.initial_logit_offset); without a bias the network can only get there by pointing
         # every user's hidden state along one shared direction, and it stalls at popularity level
         # (docs/reference.md, "Where the defaults depart"). None: the reference's model, whose scores have
         # no bias (and whose state_dict has exactly the reference's keys).
-        self.output_bias = None if logit_offset is None else nn.Parameter(torch.full((rows,), logit_offset))
+        self.output_bias = None if initial_bias is None else nn.Parameter(torch.full((rows,), initial_bias))
         if init_std is not None:
             # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the
             # first thousands of steps shrinking them (docs/reference.md, "Where the defaults depart");
@@ -148,7 +149,7 @@ class GSASRec(nn.Module):
                    embedding_dim=config.embedding_dim, num_heads=config.num_heads,
                    num_blocks=config.num_blocks, dropout_rate=config.dropout_rate,
                    reuse_item_embeddings=config.reuse_item_embeddings, init_std=config.init_std,
-                   logit_offset=initial_logit_offset(config, num_items) if config.logit_offset else None)
+                   initial_bias=initial_logit_offset(config, num_items) if config.logit_offset else None)
 
     @property
     def output_table(self) -> torch.Tensor:
