@@ -109,12 +109,15 @@ class ItemCatalog:
 
     def by_name(self, name: str) -> int | None:
         """The internal id of the item called exactly `name` (case and surrounding spaces ignored)."""
-        if not hasattr(self, "_name_index"):
-            self._name_index = {}
-            for internal, lower in enumerate(self._lower_names, start=1):
-                if lower is not None:
-                    self._name_index.setdefault(lower.strip(), internal)  # the first of equal names
         return self._name_index.get(name.strip().lower())
+
+    @cached_property
+    def _name_index(self) -> dict[str, int]:
+        index = {}
+        for internal, lower in enumerate(self._lower_names, start=1):
+            if lower is not None:
+                index.setdefault(lower.strip(), internal)  # the first of equal names
+        return index
 
     @cached_property
     def _external_text(self) -> list[str]:
@@ -157,10 +160,10 @@ class Recommender:
         """Load a checkpoint; id maps and names come from its dataset folder when it can be found
         (the path stored at training time, else <datasets_dir>/<dataset_name>)."""
         model, config, payload = load_model(path, config, device=resolve_device(device))
-        folder = dataset_location(payload, config.dataset_name, datasets_dir)
-        recommender = cls(model, ItemCatalog(model.num_items, folder if folder.is_dir() else None), config,
-                          folder if folder.is_dir() else None, training_card(payload))
-        recommender.looked_for = folder
+        looked_for = dataset_location(payload, config.dataset_name, datasets_dir)
+        folder = looked_for if looked_for.is_dir() else None
+        recommender = cls(model, ItemCatalog(model.num_items, folder), config, folder, training_card(payload))
+        recommender.looked_for = looked_for
         return recommender
 
     def missing_dataset_note(self) -> str | None:
@@ -198,18 +201,35 @@ class Recommender:
 
     def dataset_user(self, name: str, line: int) -> dict:
         """Line `line` (1-based) of split `name`: the user's own id (None without user_ids.tsv), history
-        (external ids, oldest first) and held-out item."""
-        from gsasrec.data.folder import SPLIT_USERS, USER_IDS
+        (oldest first) and held-out item, each as catalog.describe gives it (id and name)."""
+        from gsasrec.data.folder import USER_IDS
 
         if self.dataset_folder is None:
             raise GSASRecError("the checkpoint's dataset folder is not here: its users cannot be shown")
-        history, held_out = self.user_history(self.split(name), line)
+        split = self.split(name)
+        if not 1 <= line <= len(split.inputs):
+            raise GSASRecError(f"user must be a line number 1..{len(split.inputs)} of the split, got {line}")
         user = None
         if (self.dataset_folder / USER_IDS).is_file():
-            lines = self.dataset_folder / name / SPLIT_USERS
-            internal = int(lines.read_text().split()[line - 1]) if lines.is_file() else line
-            user = self._user_ids[internal - 1]
-        return {"user": user, "history": history, "held_out": held_out}
+            users = self._split_users(name)
+            user = self._user_ids[(users[line - 1] if users is not None else line) - 1]
+        describe = self.catalog.describe
+        return {"user": user, "history": [describe(i) for i in split.inputs[line - 1].tolist()],
+                "held_out": describe(int(split.targets[line - 1]))}
+
+    def _split_users(self, name: str) -> list[int] | None:
+        """The user of each line of split `name` (users.txt), read once; None without the file (leave-one-out
+        test: line u is user u)."""
+        from gsasrec.data.folder import SPLIT_USERS
+
+        if name not in self._users_of_lines:
+            path = self.dataset_folder / name / SPLIT_USERS
+            self._users_of_lines[name] = [int(u) for u in path.read_text().split()] if path.is_file() else None
+        return self._users_of_lines[name]
+
+    @cached_property
+    def _users_of_lines(self) -> dict[str, list[int] | None]:
+        return {}
 
     @cached_property
     def _user_ids(self) -> list[str]:

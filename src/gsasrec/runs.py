@@ -149,17 +149,22 @@ def draw_curve(run_dir: Path, metric: str) -> Path | None:
     return save_figure(figure, Path(run_dir) / CURVE)
 
 
+def read_json_object(path: Path):
+    """The JSON value of a run file; unreadable or cut-off text is a one-line error naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = getattr(error, "msg", None) or getattr(error, "strerror", None) or str(error)
+        raise GSASRecError(f"{path}: damaged ({reason}); expected the JSON object a run writes") from None
+
+
 def read_run_config(run_dir: Path) -> dict:
     """config.json of a run folder: config, run options, dataset stats, environment. Damage (cut off, not
     an object, no 'config' mapping) is a one-line error naming the file."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.exists():
         raise GSASRecError(f"{run_dir} is not a run directory (no {RUN_CONFIG})")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        reason = getattr(error, "msg", None) or getattr(error, "strerror", None) or str(error)
-        raise GSASRecError(f"{path}: damaged ({reason}); expected the JSON object a run writes") from None
+    payload = read_json_object(path)
     if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
         raise GSASRecError(f"{path}: expected a JSON object with a 'config' mapping")
     for key in ("environment", "run_options", "dataset_stats"):
@@ -205,14 +210,10 @@ def saved_progress(run_dir: Path) -> dict | None:
     if not (run_dir / LAST_CHECKPOINT).exists():
         return None
     if (run_dir / RUN_STATE).exists():
-        path = run_dir / RUN_STATE
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise GSASRecError(f"{path}: damaged ({getattr(error, 'msg', None) or error})") from None
+        state = read_json_object(run_dir / RUN_STATE)
         if not isinstance(state, dict):
-            raise GSASRecError(f"{path}: expected a JSON object with 'progress'")
-        return asdict(progress_from(state.get("progress"), path))
+            raise GSASRecError(f"{run_dir / RUN_STATE}: expected a JSON object with 'progress'")
+        return asdict(progress_from(state.get("progress"), run_dir / RUN_STATE))
     try:
         return read_resume_state(run_dir)["progress"]
     except GSASRecError:
@@ -236,10 +237,6 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.best, self.last = self.path / BEST_CHECKPOINT, self.path / LAST_CHECKPOINT
-        self.state, self.records_file = self.path / RUN_STATE, self.path / METRICS_LOG
-
-    def __str__(self) -> str:
-        return str(self.path)
 
     def lock(self):
         """Held by the run's main process for the whole run: a second `train` or `--resume` on this folder
@@ -265,9 +262,6 @@ class RunDir:
         write_run_config(self.path, payload)
         write_config_file(self.path, config, notes)
 
-    def records(self) -> list[dict]:
-        return read_records(self.path)
-
     def record_epoch(self, record: dict, metric: str) -> str:
         return record_epoch(self.path, record, metric)
 
@@ -276,6 +270,3 @@ class RunDir:
 
     def write_state(self, progress: dict) -> None:
         write_run_state(self.path, progress)
-
-    def config(self) -> dict:
-        return read_run_config(self.path)

@@ -194,11 +194,7 @@ def create_app(models: Union[Recommender, dict[str, Recommender]], max_k: int = 
         if not number.isdigit() or not 1 <= int(number) <= count:
             raise HTTPException(422, f"user number must be 1..{count} of {split}, or 'random'; got {number!r}")
         user = recommender.dataset_user(split, int(number))
-        catalog = recommender.catalog
-        named = [catalog.describe(catalog.internal[str(item)]) for item in user["history"]]
-        return {"split": split, "number": int(number), "user": user["user"], "history": named,
-                "held_out": catalog.describe(catalog.internal[str(user["held_out"])]),
-                "sequence_length": recommender.model.sequence_length}
+        return {"split": split, "number": int(number), **user, "sequence_length": recommender.model.sequence_length}
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
