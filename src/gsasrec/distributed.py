@@ -62,8 +62,7 @@ def finish_together(world: World, result):
     """`result`, once every rank has got here. Without this wait a rank that finished first tore its
     process group down while rank 0 was still validating and saving, and gloo aborted it (SIGABRT,
     'terminate called without an active exception') after a run that had succeeded."""
-    if world.distributed:
-        dist.barrier()
+    barrier(world)
     return result
 
 
@@ -89,8 +88,23 @@ def mean_over_ranks(world: World, value: float) -> float:
     return tensor.item() / world.size
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run `gsasrec <argv>` on nproc local ranks through torchrun; returns its exit code."""
+def gather_at_main(world: World, value) -> list | None:
+    """Every rank's `value` (plain data and CPU tensors), in rank order, on rank 0; None on the others."""
+    if not world.distributed:
+        return [value]
+    gathered = [None] * world.size if world.is_main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def launch(nproc: int, argv: list[str], max_restarts: int = 0) -> int:
+    """Run `gsasrec <argv>` on nproc local ranks through torchrun; returns its exit code. With max_restarts,
+    torchrun starts all ranks again (up to that many times) when one of them fails."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "gsasrec", *argv]
+               f"--max-restarts={max_restarts}", "-m", "gsasrec", *argv]
     return subprocess.call(command)

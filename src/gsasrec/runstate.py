@@ -79,10 +79,19 @@ class RunState:
     run_options: dict
     rng: dict  # "torch", "order", "negatives" (and "cuda" or None): generator states as CPU byte tensors
     order: object = None  # torch.Tensor of the epoch's user order, or None between epochs
+    # A distributed run's every rank, in rank order: {"rng": its streams as above, "epoch_losses": its
+    # losses of the epoch under way}. Each rank draws its own negatives and dropout, so resuming it
+    # bit-identically needs all of them; None for a single process (rng and progress say it all).
+    ranks: list | None = None
+
+    @property
+    def world_size(self) -> int:
+        return len(self.ranks) if self.ranks else 1
 
     def to_payload(self) -> dict:
         return {"progress": self.progress.to_dict(), "seed": self.seed, "run_options": dict(self.run_options),
-                "rng": self.rng, "order": self.order.cpu() if self.order is not None else None}
+                "rng": self.rng, "order": self.order.cpu() if self.order is not None else None,
+                "ranks": self.ranks}
 
     @classmethod
     def from_payload(cls, state: dict, path: str | Path) -> RunState:
@@ -91,13 +100,27 @@ class RunState:
 
         progress = progress_from(state.get("progress"), path)
         rng = state.get("rng")
-        streams = ("torch", "order", "negatives")
-        if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) for k in streams):
+        if not _streams(rng):
             raise GSASRecError(f"{path}: 'rng' should map torch, order and negatives to generator states")
+        ranks = state.get("ranks")
+        if ranks is not None and not (isinstance(ranks, list) and ranks and all(_rank_state(r) for r in ranks)):
+            raise GSASRecError(f"{path}: 'ranks' should list each rank's rng and epoch_losses")
         seed = state.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise GSASRecError(f"{path}: 'seed' should be a whole number, got {seed!r:.60}")
         options, order = state.get("run_options", {}), state.get("order")
         if not isinstance(options, dict) or (order is not None and not isinstance(order, torch.Tensor)):
             raise GSASRecError(f"{path}: 'run_options' should be a mapping and 'order' a tensor")
-        return cls(progress, seed, options, rng, order)
+        return cls(progress, seed, options, rng, order, ranks)
+
+
+def _streams(rng) -> bool:
+    import torch
+
+    return isinstance(rng, dict) and all(isinstance(rng.get(k), torch.Tensor) for k in ("torch", "order", "negatives"))
+
+
+def _rank_state(saved) -> bool:
+    losses = saved.get("epoch_losses") if isinstance(saved, dict) else None
+    return (isinstance(saved, dict) and _streams(saved.get("rng")) and isinstance(losses, list)
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in losses))

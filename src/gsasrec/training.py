@@ -28,13 +28,21 @@ from gsasrec.checkpoint import LAST_CHECKPOINT, dataset_location, read_resume_st
 from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
-from gsasrec.distributed import finish_together, from_main, is_main_process, join, leave, mean_over_ranks
+from gsasrec.distributed import (
+    finish_together,
+    from_main,
+    gather_at_main,
+    is_main_process,
+    join,
+    leave,
+    mean_over_ranks,
+)
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
-from gsasrec.runs import RunDir, default_run_dir, environment, read_run_config
+from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import new_seed, retain_freed_memory, stop_requests
 from gsasrec.step import TrainingStep, learning_rate_at
@@ -147,25 +155,14 @@ def resume(run_dir: str | Path, datasets_dir: str | Path | None = None, **change
 
 def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes: dict) -> RunResult:
     state = read_resume_state(run_dir)
-    if state["progress"].get("finished"):
-        raise GSASRecError(f"{run_dir} has finished (early stopping or max_epochs); nothing to resume")
     config = make_config(**state["config"])  # read_resume_state upgraded it to today's format
     folder = dataset_location(state, config.dataset_name, datasets_dir)  # the rule evaluate and recommend use
     dataset = open_dataset(folder.name, folder.parent)
     check_same_dataset(run_dir, state["dataset_stats"] or {}, dataset)
-    given = {name: value for name, value in changes.items() if value is not None}
-    recorded = state.get("run_options", {})
-    if set(recorded) - set(RECORDED_OPTIONS):
-        raise GSASRecError(f"{Path(run_dir) / LAST_CHECKPOINT}: 'run_options' has unknown field "
-                           f"{sorted(set(recorded) - set(RECORDED_OPTIONS))[0]!r}")
-    options = RunOptions(**{**recorded, **given})
-    options.output_dir, options.seed = Path(run_dir), state["seed"]
-    steps, seconds = state["progress"]["steps"], state["progress"]["seconds"]
-    if (options.max_steps is not None and steps >= options.max_steps) or \
-            (options.max_minutes is not None and seconds >= options.max_minutes * 60):
-        raise GSASRecError(f"{run_dir} stopped at its budget (step {steps}, {seconds / 60:.1f} min); "
-                           f"give a larger --max-steps or --max-minutes to continue")
-    note_thread_change(run_dir)
+    options = resume_options(run_dir, state, changes)
+    reason = why_ended(state, options)
+    if reason:
+        raise GSASRecError(f"{run_dir} {reason}")
     if is_main_process():
         print(resume_line(run_dir, state["progress"], options), flush=True)
     trainer = Trainer(config, dataset, options, resume_state=state)
@@ -173,6 +170,51 @@ def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes:
         return finish_together(trainer.world, trainer.run())
     finally:
         leave(trainer.world)
+
+
+def resume_options(run_dir: str | Path, state: dict, changes: dict) -> RunOptions:
+    """The recorded run options of last.pt's state, with `changes` (None keeps the recorded value)."""
+    given = {name: value for name, value in changes.items() if value is not None}
+    recorded = state.get("run_options", {})
+    if set(recorded) - set(RECORDED_OPTIONS):
+        raise GSASRecError(f"{Path(run_dir) / LAST_CHECKPOINT}: 'run_options' has unknown field "
+                           f"{sorted(set(recorded) - set(RECORDED_OPTIONS))[0]!r}")
+    options = RunOptions(**{**recorded, **given})
+    options.output_dir, options.seed = Path(run_dir), state["seed"]
+    return options
+
+
+def why_ended(state: dict, options: RunOptions) -> str | None:
+    """Why the run of last.pt's state cannot go on under `options` (finished, or its budget spent), or None."""
+    progress = state["progress"]
+    if progress.get("finished"):
+        return "has finished (early stopping or max_epochs); nothing to resume"
+    steps, seconds = progress["steps"], progress["seconds"]
+    if (options.max_steps is not None and steps >= options.max_steps) or \
+            (options.max_minutes is not None and seconds >= options.max_minutes * 60):
+        return (f"stopped at its budget (step {steps}, {seconds / 60:.1f} min); give a larger --max-steps or "
+                f"--max-minutes to continue")
+    return None
+
+
+def existing_run(run_dir: str | Path) -> tuple[dict | None, dict | None]:
+    """(the config of the run that run_dir holds, or None when it holds none; its last.pt state, or None
+    when it has not saved one yet): what `train --resume-if-exists` decides from."""
+    run_dir = Path(run_dir)
+    if (run_dir / LAST_CHECKPOINT).exists():
+        state = read_resume_state(run_dir)
+        return state["config"], state
+    if (run_dir / RUN_CONFIG).exists():
+        return make_config(**read_run_config(run_dir)["config"]).to_dict(), None
+    return None, None
+
+
+def config_difference(recorded: dict, wanted: dict) -> str | None:
+    """The first field of `wanted` whose value the recorded config does not have, described; or None."""
+    for name, value in wanted.items():
+        if recorded.get(name) != value:
+            return f"{name} is {recorded.get(name)!r} there, {value!r} here"
+    return None
 
 
 def check_same_dataset(run_dir: str | Path, trained_on: dict, dataset: Dataset) -> None:
@@ -193,18 +235,6 @@ def resume_line(run_dir: str | Path, progress: dict, options: RunOptions) -> str
     best_text = f", best {best:.4f} at step {progress.get('best_step')}" if best not in (None, -math.inf) else ""
     return (f"resuming {run_dir} at step {progress['steps']} (epoch {progress['epoch']}, {progress['batch']} of "
             f"its steps done), {progress['seconds'] / 60:.1f} minutes trained{best_text}; budget: {budget}")
-
-
-def note_thread_change(run_dir: str | Path) -> None:
-    """Say so when a run resumes on another CPU thread count: the order of floating-point sums changes, so
-    the result will not be bit-identical to an uninterrupted run (README, "Repeatability, precisely")."""
-    try:
-        recorded = read_run_config(Path(run_dir))["environment"]["threads"]
-    except (GSASRecError, KeyError, ValueError):
-        return
-    if recorded != torch.get_num_threads() and is_main_process():
-        print(f"note: {run_dir} was trained with {recorded} CPU threads and resumes with "
-              f"{torch.get_num_threads()}: it will not be bit-identical to an uninterrupted run", file=sys.stderr)
 
 
 class Trainer:
@@ -380,34 +410,70 @@ class Trainer:
     # --- state for resuming --------------------------------------------------------------------------
 
     def save_last(self) -> None:
+        """last.pt: rank 0's weights and Adam's state (the same on every rank), and every rank's random
+        streams and epoch losses, gathered to rank 0 (a collective: every rank calls this at the same
+        step). A rank that has died makes the gather fail, so no last.pt is written without all of them."""
+        p = self.progress
+        own = {"rng": self.random_streams(), "epoch_losses": [float(x) for x in p.epoch_losses]}
+        ranks = gather_at_main(self.world, own)
         if not self.world.is_main:
             return
-        p = self.progress
-        cuda = self.world.device.type == "cuda"
         state = RunState(p, self.seed, {name: getattr(self.options, name) for name in RECORDED_OPTIONS},
-                         {"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
-                          "negatives": self.negatives_generator.get_state(),
-                          "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None},
-                         self.order)
+                         ranks[0]["rng"], self.order, ranks if self.world.distributed else None)
         save_checkpoint(self.files.last, self.model, self.config, self.dataset.stats,
                         dataset_path=self.dataset_path, optimizer=self.optimizer.state_dict(),
                         command=self.options.command, step=p.steps, **state.to_payload())
         # after last.pt: `runs list` reads this small file instead of unpickling weights and Adam's state
         self.files.write_state(p.to_dict())
 
+    def random_streams(self) -> dict:
+        cuda = self.world.device.type == "cuda"
+        return {"torch": torch.get_rng_state(), "order": self.order_generator.get_state(),
+                "negatives": self.negatives_generator.get_state(),
+                "cuda": torch.cuda.get_rng_state(self.world.device) if cuda else None}
+
     def load_state(self, state: dict) -> None:
-        if self.world.distributed:
-            raise GSASRecError("--resume runs in one process; resume a distributed run without torchrun/--nproc")
+        """Continue from last.pt. With the world size it was saved with, each rank takes back its own random
+        streams and losses: bit-identical on the CPU. With another, ranks it lacks start fresh streams
+        (the user order still follows rank 0's), and the run goes on, no longer bit-identical."""
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         saved = RunState.from_payload(state, self.files.last)
         self.progress = saved.progress
+        ranks = saved.ranks or [{"rng": saved.rng, "epoch_losses": saved.progress.epoch_losses}]
+        own = ranks[self.world.rank] if self.world.rank < len(ranks) else None
+        if own is None:  # a rank the saved run did not have: its own draws, the shared order, rank 0's losses
+            own = {"rng": {**ranks[0]["rng"], "cuda": None}, "epoch_losses": ranks[0]["epoch_losses"]}
+            fresh = self.seed + 7919 * (self.world.rank + 1) + saved.progress.steps
+            own["rng"]["torch"] = torch.Generator().manual_seed(fresh).get_state()
+            own["rng"]["negatives"] = self.negatives_generator.manual_seed(fresh).get_state()
         # on the training device: the losses of this epoch's remaining steps join them there (torch.stack)
-        self.progress.epoch_losses = [torch.tensor(x, device=self.world.device) for x in self.progress.epoch_losses]
-        torch.set_rng_state(saved.rng["torch"])
-        self.order_generator.set_state(saved.rng["order"])
-        self.negatives_generator.set_state(saved.rng["negatives"])
-        if saved.rng.get("cuda") is not None and self.world.device.type == "cuda":
-            torch.cuda.set_rng_state(saved.rng["cuda"], self.world.device)
+        self.progress.epoch_losses = [torch.tensor(x, device=self.world.device) for x in own["epoch_losses"]]
+        torch.set_rng_state(own["rng"]["torch"])
+        self.order_generator.set_state(ranks[0]["rng"]["order"])
+        self.negatives_generator.set_state(own["rng"]["negatives"])
+        if own["rng"].get("cuda") is not None and self.world.device.type == "cuda":
+            torch.cuda.set_rng_state(own["rng"]["cuda"], self.world.device)
         if saved.order is not None:
             self.order = saved.order.to(self.world.device)
+        if self.world.is_main:
+            note_changes(self.run_dir, saved.world_size, self.world.size)
+
+
+def note_changes(run_dir: Path, saved_world_size: int, world_size: int) -> None:
+    """Say so when a run resumes on another number of processes or CPU threads: other random draws, or
+    another order of floating-point sums, so the result will not be bit-identical to an uninterrupted run
+    (README, "Repeatability, precisely")."""
+    changes = []
+    if saved_world_size != world_size:
+        changes.append(f"was trained on {saved_world_size} process{'es' * (saved_world_size > 1)} and resumes "
+                       f"on {world_size}")
+    try:
+        recorded = read_run_config(run_dir)["environment"]["threads"]
+    except (GSASRecError, KeyError, ValueError, TypeError):
+        recorded = None
+    if recorded is not None and recorded != torch.get_num_threads():
+        changes.append(f"was trained with {recorded} CPU threads and resumes with {torch.get_num_threads()}")
+    if changes:
+        print(f"note: {run_dir} {' and '.join(changes)}: it will not be bit-identical to an uninterrupted run",
+              file=sys.stderr)

@@ -92,6 +92,7 @@ def whole_number(low: int, high: int | None = None, expected: str = "a whole num
 
 
 positive_int = whole_number(1)
+non_negative_int = whole_number(0, expected="a whole number >= 0")
 port_number = whole_number(1, 65535, "a port number 1-65535")
 seed_number = whole_number(0, 2**63 - 1, "a whole number 0..2^63-1")  # what torch's generators take
 

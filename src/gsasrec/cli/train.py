@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from gsasrec.cli import INTERRUPTED, add_common, formatter, positive_float, positive_int, seed_number
+from gsasrec.cli import INTERRUPTED, add_common, formatter, non_negative_int, positive_float, positive_int, seed_number
 from gsasrec.errors import GSASRecError
 
 DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
@@ -19,8 +19,11 @@ EXAMPLES = """examples:
   gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
   gsasrec train --config configs/ml1m_gsasrec.py --seed 1 --max-steps 200 --output-dir runs/try
   gsasrec train --resume runs/try                    # after Ctrl-C, SIGTERM or a crash
-  gsasrec train --config configs/ml1m_gsasrec.py --nproc 2
-  torchrun --nproc_per_node=4 -m gsasrec train --config configs/ml1m_gsasrec.py"""
+  gsasrec train --config configs/ml1m_gsasrec.py --nproc 2 --output-dir runs/ddp
+  gsasrec train --resume runs/ddp --nproc 2           # a distributed run, continued as one
+  gsasrec train --config configs/ml1m_gsasrec.py --nproc 2 --output-dir runs/ddp --resume-if-exists --max-restarts 3
+  torchrun --nproc_per_node=4 --max-restarts=3 -m gsasrec train --config configs/ml1m_gsasrec.py \
+      --output-dir runs/big --resume-if-exists      # workers restarted after a failure pick up last.pt"""
 
 
 def register(commands) -> None:
@@ -41,10 +44,18 @@ def register(commands) -> None:
                        help="replace one config field of --config or --dataset, e.g. --set embedding_dim=64 "
                             "(repeatable; VALUE is a Python literal)")
     train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue an interrupted run from its last.pt (instead of --config)")
+                       help="continue an interrupted run from its last.pt (instead of --config); with --nproc or "
+                            "torchrun, as a distributed run (bit-identical on the CPU with its own world size)")
+    train.add_argument("--resume-if-exists", action="store_true",
+                       help="with --output-dir: continue the run there from its last.pt when it has one, else "
+                            "start it; refused when that run has another config. For restarted workers "
+                            "(torchrun --max-restarts) and re-submitted batch jobs")
     train.add_argument("--nproc", type=positive_int, metavar="N",
                        help="data-parallel on N local processes (a shortcut for torchrun --nproc_per_node=N "
                             "-m gsasrec train ...): gloo on CPU, NCCL on GPUs")
+    train.add_argument("--max-restarts", type=non_negative_int, metavar="K", default=0,
+                       help="with --nproc and --resume-if-exists: when a process fails, start them all again "
+                            "from last.pt, up to K times (torchrun's --max-restarts; default 0)")
     add_common(train)
     train.add_argument("--output-dir", metavar="DIR",
                        help="run directory for config.json, metrics.jsonl, best.pt "
@@ -82,22 +93,29 @@ def run(args: argparse.Namespace) -> int | None:
         raise GSASRecError("train needs exactly one of --dataset NAME, --config FILE or --resume RUN_DIR")
     if args.resume and args.overrides:
         raise GSASRecError("--set changes a new run's config; a resumed run keeps its own")
+    check_restart_options(args)
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         resolve_device(args.device)  # no CUDA, a bad device: one line here, not one per rank from torchrun
-        code = launch(args.nproc, without_option(args.argv, "--nproc"))
+        argv = without_option(without_option(args.argv, "--nproc"), "--max-restarts")
+        code = launch(args.nproc, argv, args.max_restarts)
         if code != 0:
-            raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above")
+            run_dir = args.resume or args.output_dir
+            hint = f"; continue it with: gsasrec train --resume {run_dir} --nproc {args.nproc}" if run_dir else ""
+            raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above{hint}")
         return None
     device = resolve_device(args.device)
-    if args.resume:  # the run's recorded budget, precision and compile go on unless a flag says otherwise
-        result = resume(args.resume, args.datasets_dir, device=device, progress=args.progress,
-                        max_steps=args.max_steps, max_minutes=args.max_minutes, precision=args.precision,
-                        compile=args.compile)
+    changes = dict(device=device, progress=args.progress, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                   precision=args.precision, compile=args.compile)
+    existing = existing_run_to_continue(args) if args.resume_if_exists else None
+    if existing == "ended":
+        return None
+    if args.resume or existing == "resume":  # the run's recorded budget, precision and compile go on
+        result = resume(args.resume or args.output_dir, args.datasets_dir, **changes)
     else:
         options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                              seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
                              progress=args.progress, precision=args.precision or "fp32",
-                             compile=bool(args.compile), force=args.force,
+                             compile=bool(args.compile), force=args.force or existing == "start",
                              command=shlex.join(["gsasrec", *args.argv]))
         overrides = parse_overrides(args.overrides)
         if args.dataset:
@@ -117,6 +135,47 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"final weights: {result.run_dir / LAST_CHECKPOINT}")
     print(f"evaluate it with: gsasrec evaluate --checkpoint {result.best_checkpoint}")
     return None
+
+
+def check_restart_options(args: argparse.Namespace) -> None:
+    if args.resume_if_exists and (not args.output_dir or args.resume or args.force):
+        raise GSASRecError("--resume-if-exists needs --output-dir (the run to continue) and a --config or --dataset "
+                           "to start it with; it does not go with --resume or --force")
+    if args.max_restarts and not (args.nproc and args.resume_if_exists):
+        raise GSASRecError("--max-restarts needs --nproc N and --resume-if-exists (restarted processes continue "
+                           "from last.pt; under torchrun itself, give torchrun --max-restarts)")
+
+
+def existing_run_to_continue(args: argparse.Namespace) -> str:
+    """--resume-if-exists: 'resume' the run in --output-dir, 'start' it (none there, or one that saved no
+    last.pt yet), or 'ended' (it has finished or spent its budget: said, nothing to do). A run there of
+    another config is an error: a new run is never mixed into an old one."""
+    from gsasrec.config import load_config
+    from gsasrec.derive import parse_overrides, with_overrides
+    from gsasrec.distributed import is_main_process
+    from gsasrec.training import config_difference, existing_run, resume_options, why_ended
+
+    recorded, state = existing_run(args.output_dir)
+    if recorded is None:
+        return "start"
+    overrides = parse_overrides(args.overrides)
+    if args.config:
+        wanted = with_overrides(load_config(args.config), overrides).to_dict()
+    else:  # derived settings depend on a timing: the dataset and --set values say whether it is the same run
+        wanted = {"dataset_name": args.dataset, **overrides}
+    difference = config_difference(recorded, wanted)
+    if difference:
+        raise GSASRecError(f"{args.output_dir} holds another run ({difference}); --resume-if-exists continues only "
+                           f"the same run: give another --output-dir, or --force to start over")
+    if state is None:
+        return "start"
+    reason = why_ended(state, resume_options(args.output_dir, state, {"max_steps": args.max_steps,
+                                                                       "max_minutes": args.max_minutes}))
+    if reason:
+        if is_main_process():
+            print(f"{args.output_dir} {reason.split(';')[0]}: nothing to do")
+        return "ended"
+    return "resume"
 
 
 def settings_for(dataset, options, overrides: dict, precision: str | None):
