@@ -80,6 +80,15 @@ def from_main(world: World, value: int) -> int:
     return int(tensor.item())
 
 
+def object_from_main(world: World, value):
+    """Rank 0's `value` (plain picklable data), on every rank."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def mean_over_ranks(world: World, value: float) -> float:
     if not world.distributed:
         return value

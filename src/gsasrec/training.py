@@ -36,6 +36,7 @@ from gsasrec.distributed import (
     join,
     leave,
     mean_over_ranks,
+    object_from_main,
 )
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import check_limit, evaluate_config
@@ -249,6 +250,9 @@ class Trainer:
         self.config, self.dataset, self.options = config, dataset, options
         self.dataset_path = str(dataset.path.resolve())
         self.world = join(options.device)
+        # Settings derived from a timing (train --dataset) may differ between ranks: rank 0's are the run's.
+        if self.world.distributed:
+            self.config = config = make_config(**object_from_main(self.world, config.to_dict()))
         device = self.world.device
         if device.type == "cpu":
             retain_freed_memory()
