@@ -89,6 +89,15 @@ def object_from_main(world: World, value):
     return box[0]
 
 
+def any_rank(world: World, flag: bool) -> bool:
+    """Whether `flag` is true on any rank (a collective: every rank waits here for the others)."""
+    if not world.distributed:
+        return flag
+    tensor = torch.tensor([int(flag)], dtype=torch.int64, device=world.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def mean_over_ranks(world: World, value: float) -> float:
     if not world.distributed:
         return value

@@ -151,6 +151,7 @@ class Recommender:
         self.dataset_folder = dataset_folder  # where known users' histories come from (known_history)
         self.training = training or {}  # CARD_FIELDS the checkpoint holds
         self.looked_for = dataset_folder  # where the dataset folder was looked for
+        self.checkpoint_path: Path | None = None  # the file it came from (from_checkpoint)
         self.device = model.output_table.device
         self.max_score_elements = config.score_chunk_elements if config is not None else None
 
@@ -164,6 +165,7 @@ class Recommender:
         folder = looked_for if looked_for.is_dir() else None
         recommender = cls(model, ItemCatalog(model.num_items, folder), config, folder, training_card(payload))
         recommender.looked_for = looked_for
+        recommender.checkpoint_path = Path(path)
         return recommender
 
     def missing_dataset_note(self) -> str | None:

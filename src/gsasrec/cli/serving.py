@@ -13,7 +13,10 @@ from gsasrec.errors import GSASRecError
 RECOMMEND_EXAMPLES = """examples:
   gsasrec recommend --checkpoint runs/ml1m/best.pt --history "1 2 3 4" -k 5
   gsasrec recommend --checkpoint runs/ml1m/best.pt --user 17 --split test --json
-  gsasrec recommend --checkpoint pretrained/ml1m_gsasrec_t0.75.pt --history-names "Toy Story (1995); Fargo (1996)"""
+  gsasrec recommend --checkpoint pretrained/ml1m_gsasrec_t0.75.pt --history-names "Toy Story (1995); Fargo (1996)"
+  gsasrec recommend --checkpoint runs/shop/best.pt --all --split full --output recs.parquet   # every user
+  gsasrec recommend --checkpoint runs/shop/best.pt --all --users vip.txt --output vip.csv -k 20
+  gsasrec recommend --checkpoint runs/shop/best.pt --all --output recs.parquet --nproc 4     # 4 shards"""
 SERVE_EXAMPLES = """examples:
   gsasrec serve --checkpoint runs/ml1m/best.pt --port 8000          # then open http://127.0.0.1:8000/
   gsasrec serve --checkpoint gsasrec=pretrained/ml1m_gsasrec_t0.75.pt --checkpoint sasrec=pretrained/ml1m_sasrec.pt
@@ -38,10 +41,30 @@ def register(commands) -> None:
     source.add_argument("--user", metavar="ID",
                         help="a user of the dataset split: the user's own id where the dataset has user_ids.tsv "
                              "(an imported log), or N for the Nth line of the split's input")
-    recommend.add_argument("--split", choices=("test", "val"), default="test", help="split for --user")
+    source.add_argument("--all", action="store_true",
+                        help="every user of the split (or of --users FILE), written to --output in blocks: "
+                             "resumable (run the same command again), shardable (--nproc N or torchrun)")
+    recommend.add_argument("--split", choices=("test", "val", "train", "full"), default="test",
+                           help="whose history: a split's input (test, val: the history before its held-out item; "
+                                "train), or, with --all, full: the test input and its held-out item, all the "
+                                "dataset knows of a user (default test)")
     recommend.add_argument("-k", type=positive_int, default=10, help="how many items (default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="do not exclude history items")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    every = recommend.add_argument_group("every user (--all)")
+    every.add_argument("--output", metavar="FILE",
+                       help="where the rows go: NAME.parquet (a folder of part files, read as one table by "
+                            "Polars and Spark), NAME.csv or NAME.jsonl; columns user, rank, item, score, "
+                            "probability and name (when the dataset has names)")
+    every.add_argument("--users", metavar="FILE", help="only these users: their ids, one per line")
+    every.add_argument("--block-users", type=positive_int, default=10_000, metavar="N",
+                       help="users per block, the unit of memory, of resuming and of sharding (default 10000)")
+    every.add_argument("--force", action="store_true",
+                       help="replace an existing --output, or start over an unfinished job of other settings")
+    every.add_argument("--nproc", type=positive_int, metavar="N",
+                       help="N local processes, each writing its share of the blocks (torchrun --nproc_per_node)")
+    every.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a progress bar, or (--no-progress) a line every 30 s (default: a bar on a terminal)")
     recommend.set_defaults(handler=run_recommend)
 
     serve = commands.add_parser(
@@ -108,7 +131,14 @@ def named_checkpoints(values: list[str]) -> dict[str, str]:
     return named
 
 
-def run_recommend(args: argparse.Namespace) -> None:
+def run_recommend(args: argparse.Namespace) -> int | None:
+    every_user_options = ("output", "users", "nproc")
+    if not args.all and any(getattr(args, name) is not None for name in every_user_options):
+        raise GSASRecError("--output, --users and --nproc go with --all (every user of the split)")
+    if not args.all and args.split in ("train", "full"):
+        raise GSASRecError(f"--split {args.split} goes with --all; --user takes test or val")
+    if args.all:
+        return run_every_user(args)
     recommender = load_recommender(args)
     target = None
     if args.user is None and recommender.missing_dataset_note():
@@ -137,6 +167,50 @@ def run_recommend(args: argparse.Namespace) -> None:
     if held_out is not None:
         where = f"rank {held_out['rank']}" if held_out["rank"] else "excluded (already in the history)"
         print(f"held-out item {held_out['item']}: {where}")
+
+
+def run_every_user(args: argparse.Namespace) -> int | None:
+    """recommend --all: the top k of every user to --output, in this process or in --nproc shards."""
+    import os
+    import time
+
+    from gsasrec.cli import INTERRUPTED
+    from gsasrec.cli.train import without_option
+    from gsasrec.distributed import finish_together, join, launch, leave
+    from gsasrec.every_user import output_format, recommend_every_user
+    from gsasrec.runtime import resolve_device
+
+    if args.output is None:
+        raise GSASRecError("--all needs --output FILE (.parquet, .csv or .jsonl)")
+    output_format(Path(args.output))
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        resolve_device(args.device)
+        code = launch(args.nproc, without_option(args.argv, "--nproc"))
+        if code != 0:
+            raise GSASRecError(f"recommend --all failed (exit code {code}); see the processes' output above; the "
+                               f"same command continues it")
+        return None
+    world = join(resolve_device(args.device))
+    try:
+        started = time.perf_counter()
+        recommender = load_recommender(argparse.Namespace(**{**vars(args), "device": str(world.device)}))
+        outcome = finish_together(world, recommend_every_user(
+            recommender, args.split, args.output, args.k, not args.include_seen, args.users, args.block_users,
+            args.force, world, args.progress))
+    finally:
+        leave(world)
+    if not world.is_main:
+        return None
+    seconds = time.perf_counter() - started
+    kept = f", {outcome.kept_blocks} kept from an earlier run" if outcome.kept_blocks else ""
+    print(f"{outcome.users} users, {outcome.rows} rows in {seconds:.1f} s ({outcome.users / seconds:.0f} users/s"
+          f"{f' on {world.size} processes' if world.distributed else ''}); {outcome.written_blocks} blocks written"
+          f"{kept}")
+    if outcome.interrupted:
+        print(f"interrupted: run the same command again to continue {outcome.output}")
+        return INTERRUPTED
+    print(f"wrote {outcome.output}")
+    return None
 
 
 def history_from_names(catalog, text: str) -> list:

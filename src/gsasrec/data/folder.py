@@ -181,19 +181,25 @@ def read_sequences(path: Path, num_items: int) -> Sequences:
         raise GSASRecError(f"{path}: missing") from None
     except UnicodeDecodeError:
         raise GSASRecError(f"{path}: not a text file (expected space-separated item ids)") from None
-    rows = [line.split() for line in text.splitlines()]
+    return parse_sequences(text.splitlines(), num_items, path)
+
+
+def parse_sequences(lines: list[str], num_items: int, path: Path, first_line: int = 1) -> Sequences:
+    """Sequences from text lines of space-separated ids in 1..num_items; an error names path and line
+    (lines[0] being line `first_line` of the file)."""
+    rows = [line.split() for line in lines]
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     offsets = offsets_of(lengths)
     try:
         items = np.array(list(chain.from_iterable(rows)), dtype=np.int64)
     except (ValueError, OverflowError):
         line, token = _first_non_integer(rows)
-        raise GSASRecError(f"{path}:{line}: {token!r} is not an integer item id") from None
+        raise GSASRecError(f"{path}:{line + first_line - 1}: {token!r} is not an integer item id") from None
     items = items.reshape(-1)
     out_of_range = np.flatnonzero((items < 1) | (items > num_items))
     if len(out_of_range):
         position = int(out_of_range[0])
-        line = int(np.searchsorted(offsets, position, side="right"))
+        line = int(np.searchsorted(offsets, position, side="right")) + first_line - 1
         raise GSASRecError(
             f"{path}:{line}: item id {int(items[position])} is outside 1..{num_items} "
             f"(num_items from dataset_stats.json)"
