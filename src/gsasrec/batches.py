@@ -113,7 +113,8 @@ class TrainingBatches:
         self.padding = padding
         # How many inputs each user's window has (the window's length less one): the same for every
         # window of a user, so known before the window is drawn. Kept on the host for the packing.
-        self.segment_lengths = np.minimum(train.lengths, self.width) - 1
+        # (An imported log can leave a user's training line empty: no inputs, not -1 of them.)
+        self.segment_lengths = np.maximum(np.minimum(train.lengths, self.width) - 1, 0)
         # The histories stay flat on the device; a padding id at index 0 stands for every position
         # before a history's start.
         self.items = torch.from_numpy(np.concatenate([[padding], train.items])).to(device)
