@@ -17,6 +17,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
@@ -172,15 +173,22 @@ class SplitSource:
 
     def users(self, first_line: int, count: int) -> np.ndarray:
         """(count,) internal user ids of lines first_line.. (1-based)."""
-        if not self.users_of_lines.is_file():
+        if self._line_users is None:
             return np.arange(first_line, first_line + count, dtype=np.int64)
-        if not hasattr(self, "_users"):
-            self._users = np.array(self.users_of_lines.read_text().split(), dtype=np.int64)
-        return self._users[first_line - 1:first_line - 1 + count]
+        return self._line_users[first_line - 1:first_line - 1 + count]
+
+    @cached_property
+    def _line_users(self) -> np.ndarray | None:
+        """The split's users.txt, read once (8 bytes a user); None without it."""
+        if not self.users_of_lines.is_file():
+            return None
+        return np.array(self.users_of_lines.read_text().split(), dtype=np.int64)
 
 
 def describe_job(recommender: Recommender, source: SplitSource, output: Path, k: int, exclude_seen: bool,
                  users_file, block_users: int) -> Job:
+    if recommender.checkpoint_path is None:
+        raise GSASRecError("recommend --all needs a Recommender loaded from a checkpoint file (from_checkpoint)")
     checkpoint = Path(recommender.checkpoint_path).resolve()
     stat = checkpoint.stat()
     return Job(str(checkpoint), stat.st_size, stat.st_mtime_ns, source.split, k, exclude_seen,
