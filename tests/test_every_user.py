@@ -64,6 +64,8 @@ def test_rows_equal_recommend_for_sampled_users_in_every_format(shop, tmp_path):
         assert other["user"].to_list() == table["user"].to_list()
         assert other["score"].to_list() == pytest.approx(table["score"].to_list(), abs=1e-6)
     assert not list(tmp_path.glob(".*"))  # no work folder left behind
+    assert every_user(shop, tmp_path / "recs.parquet", "--force", "-k", "2") == 0  # a folder replaced whole
+    assert pl.read_parquet(tmp_path / "recs.parquet").height == 2 * USERS
 
 
 def test_full_history_users_file_and_splits(shop, tmp_path):

@@ -287,9 +287,11 @@ def prepare(job: Job, output: Path, force: bool, world: World) -> Path:
     """The parts folder of `job`: a new one, or that of the same job interrupted; rank 0 writes it."""
     work = work_folder(output)
     parts = work / "parts"
-    check_writable(output)
+    check_writable(work / JOB_FILE)
     if output.exists() and not force:
         raise GSASRecError(f"{output} already exists; --force to replace it")
+    if output.is_dir() and job.format != "parquet":
+        raise GSASRecError(f"cannot write {output}: it is a folder; give a file name")
     recorded = read_job(work)
     if recorded is not None and recorded != asdict(job):
         if not force:
@@ -325,9 +327,10 @@ def finish(job: Job, parts: Path, output: Path, header: list[str]) -> None:
         raise GSASRecError(f"{parts}: expected {job.blocks} part files, found {len(names)}; run the command again")
     work = parts.parent
     if job.format == "parquet":
-        retired = work / "replaced"
-        if output.exists():
-            os.replace(output, retired)
+        if output.is_dir():  # --force: the old folder goes with the work folder
+            os.replace(output, work / "replaced")
+        elif output.exists():
+            output.unlink()
         os.replace(parts, output)
     else:
         with atomic_path(output) as temporary, open(temporary, "wb") as joined:
