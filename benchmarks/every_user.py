@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,15 +59,20 @@ def measure(checkpoint: Path, datasets: Path, output: Path, nproc: int, block_us
     if nproc > 1:
         command += ["--nproc", str(nproc)]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(result.stderr[-2000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB (Linux gives KiB)
-    users = int(result.stdout.split(" users,")[0].split()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, cwd=ROOT)
+        # This child's own figures (its processes' largest, with --nproc), not every child this script had.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        text, errors = out.read(), err.read()
+    if status != 0:
+        sys.exit(errors[-2000:])
+    summary = next(line for line in text.splitlines() if "users/s" in line)
+    users = int(summary.split(" users,")[0].split()[-1])
     return {"users": users, "seconds": round(seconds, 2), "users_per_second": round(users / seconds),
-            "peak_rss_mib": round(peak), "nproc": nproc, "block_users": block_users,
-            "summary": result.stdout.strip().splitlines()[0]}
+            "peak_rss_mib": round(usage.ru_maxrss / 1024), "nproc": nproc, "block_users": block_users,
+            "summary": summary}
 
 
 def main() -> None:
@@ -91,8 +97,7 @@ def main() -> None:
         print(f"dataset ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         checkpoint, datasets, name = folder / "model.pt", folder, f"{args.users}-users"
     figures = measure(checkpoint, datasets, work / f"{name}.parquet", args.nproc, args.block_users)
-    figures.update(dataset=name, machine=f"{platform.processor() or platform.machine()}, "
-                   f"{__import__('os').cpu_count()} cores")
+    figures.update(dataset=name, machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(json.dumps(figures, indent=1))
 
 
