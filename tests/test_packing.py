@@ -37,7 +37,8 @@ def user_positions(batch: Batch):
 
 NUM_ITEMS = 40
 PADDING = NUM_ITEMS + 1
-# Users of length 0 (an empty training line of an imported log), 1 (no training position), 2 (one), sequence_length, sequence_length + 1 and longer.
+# Users of length 0 (an empty training line of an imported log), 1 (no training position), 2 (one),
+# sequence_length, sequence_length + 1 and longer.
 LENGTHS = [0, 1, 2, 3, LENGTH, LENGTH + 1, LENGTH + 7, 17, 9, 30, 2, 44]
 
 
