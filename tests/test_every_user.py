@@ -1,5 +1,7 @@
 """recommend --all: every user's top k in blocks, equal to `recommend --user`, resumable and shardable."""
 
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,3 +133,10 @@ def test_bad_requests_are_one_line_errors(shop, tmp_path, capsys):
     assert "already exists; --force to replace it" in capsys.readouterr().err
     assert every_user(shop, tmp_path / "r.csv", "--force", "-k", "2") == 0
     assert pl.read_csv(tmp_path / "r.csv").height == 2 * USERS
+    changed = tmp_path / "changed"
+    shutil.copytree(datasets, changed)
+    stats = json.loads((changed / "shop" / "dataset_stats.json").read_text())
+    (changed / "shop" / "dataset_stats.json").write_text(json.dumps({**stats, "num_users": stats["num_users"] + 1}))
+    assert main(["recommend", "--checkpoint", str(checkpoint), "--datasets-dir", str(changed), "--all",
+                 "--output", str(tmp_path / "c.csv")]) == 2
+    assert "changed since the model was trained" in capsys.readouterr().err

@@ -102,6 +102,7 @@ def recommend_every_user(recommender: Recommender, split: str, output: str | Pat
         raise GSASRecError(f"--split must be one of {', '.join(SPLITS)} with --all, got {split!r}")
     if not 1 <= k <= recommender.model.num_items:
         raise GSASRecError(f"-k must be between 1 and {recommender.model.num_items}, got {k}")
+    recommender.check_dataset_unchanged()
     source = SplitSource(folder, split, recommender.model.num_items)
     job = describe_job(recommender, source, output, k, exclude_seen, users_file, block_users)
     user_ids = external_user_ids(folder)

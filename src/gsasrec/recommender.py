@@ -254,20 +254,26 @@ class Recommender:
         return [external[i - 1] for i in split.inputs[line - 1].tolist() + [int(split.targets[line - 1])]]
 
     def split(self, name: str) -> Split:
-        """The dataset's split `name` ("test" or "val"), read once: a server answers many users. A folder
-        whose counts differ from those the checkpoint recorded is refused: its users and held-out items
-        would not be the ones the model was trained and measured on."""
-        from gsasrec.data.folder import fingerprint_difference, read_split, read_stats
+        """The dataset's split `name` ("test" or "val"), read once: a server answers many users (from a
+        folder that has not changed since training: check_dataset_unchanged)."""
+        from gsasrec.data.folder import read_split
 
         if not self._splits:
-            trained_on = self.training.get("dataset_stats") or {}
-            difference = fingerprint_difference(trained_on, read_stats(self.dataset_folder / "dataset_stats.json"))
-            if difference:
-                raise GSASRecError(f"{self.dataset_folder} changed since the model was trained ({difference}): "
-                                   f"its users cannot be shown; send histories instead")
+            self.check_dataset_unchanged()
         if name not in self._splits:
             self._splits[name] = read_split(self.dataset_folder / name, self.model.num_items)
         return self._splits[name]
+
+    def check_dataset_unchanged(self) -> None:
+        """Refuse a dataset folder whose counts differ from those the checkpoint recorded: its users and
+        held-out items would not be the ones the model was trained and measured on."""
+        from gsasrec.data.folder import fingerprint_difference, read_stats
+
+        trained_on = self.training.get("dataset_stats") or {}
+        difference = fingerprint_difference(trained_on, read_stats(self.dataset_folder / "dataset_stats.json"))
+        if difference:
+            raise GSASRecError(f"{self.dataset_folder} changed since the model was trained ({difference}): "
+                               f"its users cannot be shown; send histories instead")
 
     @cached_property
     def _splits(self) -> dict[str, Split]:
