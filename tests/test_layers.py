@@ -18,7 +18,7 @@ LAYERS = [
     ["checkpoint", "runs", "inference"],
     ["evaluation", "calibration", "baselines"],
     ["step", "distributed", "export", "recommender", "derive"],
-    ["training", "serve", "tuning"],
+    ["training", "serve", "tuning", "every_user"],
     ["cli", "cli.train", "cli.tune", "cli.evaluate", "cli.data", "cli.serving", "cli.runs", "__main__"],
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
