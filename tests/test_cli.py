@@ -149,3 +149,17 @@ def test_serve_without_the_extra_says_how_to_install_it(tmp_path):
     assert_one_line_error(result, "pip install 'gsasrec[serve]' (in a checkout: pip install -e \".[serve]\")")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "pip install 'gsasrec[serve]'" in readme and 'pip install -e ".[serve]"' in readme
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`gsasrec recommend ... | head -1`: 3,000 rows (more than a pipe holds) to a reader that closes the
+    pipe after one line; the command ends quietly, with exit 0."""
+    checkpoint = Path(__file__).resolve().parents[1] / "pretrained" / "ml1m_sasrec.pt"
+    command = [sys.executable, "-m", "gsasrec", "recommend", "--checkpoint", str(checkpoint), "--datasets-dir",
+               str(tmp_path), "--history", "1 2 3", "-k", "3000", "--device", "cpu"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert job.stdout.readline().split()[:2] == ["rank", "item"]
+    job.stdout.close()
+    error = job.stderr.read()
+    assert job.wait(timeout=120) == 0
+    assert "Traceback" not in error and "BrokenPipe" not in error, error

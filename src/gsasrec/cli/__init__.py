@@ -13,6 +13,7 @@ stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from gsasrec.errors import GSASRecError
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gsasrec: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output has gone (`gsasrec recommend ... | head`): what it read is what it
+        # wanted. Point stdout at /dev/null so that the exit's own flush fails silently too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code or 0
 
 
