@@ -106,6 +106,23 @@ def test_an_interrupted_job_resumes_without_duplicates_or_gaps(shop, tmp_path):
     assert pl.read_parquet(tmp_path / "cut.parquet").equals(pl.read_parquet(tmp_path / "whole.parquet"))
 
 
+def test_an_unfinished_job_for_an_edited_users_file_is_refused(shop, tmp_path, capsys):
+    root, checkpoint, datasets = shop
+    users = tmp_path / "users.txt"
+    users.write_text("".join(f"C{u:05d}\n" for u in range(0, USERS, 2)))
+    command = [sys.executable, "-m", "gsasrec", "recommend", "--checkpoint", str(checkpoint), "--datasets-dir",
+               str(datasets), "--all", "--output", str(tmp_path / "some.csv"), "--block-users", "1", "--users",
+               str(users), "--no-progress"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while job.poll() is None and len(list((tmp_path / ".some.csv.job" / "parts").glob("part-*"))) < 5:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=120) == 130
+    users.write_text("C00001\n")  # the same file, other users: another job
+    assert main(command[3:]) == 2
+    assert "holds an unfinished job with other settings (users_digest differs)" in capsys.readouterr().err
+
+
 def test_sharded_output_equals_unsharded(shop, tmp_path):
     assert every_user(shop, tmp_path / "one.csv", "--block-users", "100") == 0
     assert every_user(shop, tmp_path / "two.csv", "--block-users", "100", "--nproc", "2") == 0

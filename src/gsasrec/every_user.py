@@ -12,6 +12,7 @@ Sharded or not, the rows are the same, in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,6 +53,7 @@ class Job:
     k: int
     exclude_seen: bool
     users_file: str | None
+    users_digest: str | None  # of the users the file names: an edited file is another job
     block_users: int
     format: str
     lines: int  # lines of the split: users before --users picks some
@@ -104,9 +106,9 @@ def recommend_every_user(recommender: Recommender, split: str, output: str | Pat
         raise GSASRecError(f"-k must be between 1 and {recommender.model.num_items}, got {k}")
     recommender.check_dataset_unchanged()
     source = SplitSource(folder, split, recommender.model.num_items)
-    job = describe_job(recommender, source, output, k, exclude_seen, users_file, block_users)
     user_ids = external_user_ids(folder)
     chosen = chosen_users(users_file, user_ids)
+    job = describe_job(recommender, source, output, k, exclude_seen, users_file, chosen, block_users)
     parts = prepare(job, output, force, world)
     mine = [block for block in range(job.blocks) if block % world.size == world.rank]
     todo = [block for block in mine if not part_path(parts, job, block).exists()]
@@ -187,13 +189,15 @@ class SplitSource:
 
 
 def describe_job(recommender: Recommender, source: SplitSource, output: Path, k: int, exclude_seen: bool,
-                 users_file, block_users: int) -> Job:
+                 users_file, chosen: np.ndarray | None, block_users: int) -> Job:
     if recommender.checkpoint_path is None:
         raise GSASRecError("recommend --all needs a Recommender loaded from a checkpoint file (from_checkpoint)")
     checkpoint = Path(recommender.checkpoint_path).resolve()
     stat = checkpoint.stat()
     return Job(str(checkpoint), stat.st_size, stat.st_mtime_ns, source.split, k, exclude_seen,
-               str(Path(users_file).resolve()) if users_file else None, block_users, output_format(output),
+               str(Path(users_file).resolve()) if users_file else None,
+               hashlib.sha256(chosen.tobytes()).hexdigest()[:16] if chosen is not None else None,
+               block_users, output_format(output),
                source.count_lines())
 
 
