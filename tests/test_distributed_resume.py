@@ -109,7 +109,9 @@ def test_a_killed_rank_then_resume_with_the_same_world_size_is_bit_identical(set
 def test_max_restarts_heal_a_killed_rank_from_last_pt(setup):
     root, config, uninterrupted = setup
     run_dir = root / "healed"
-    job = start(train_command(root, config, run_dir, "--resume-if-exists", "--max-restarts", "1"))
+    # More than one restart allowed: on a loaded machine gloo once failed to connect the restarted ranks
+    # ("Connection refused" in connectFullMesh); the next restart round then heals that too.
+    job = start(train_command(root, config, run_dir, "--resume-if-exists", "--max-restarts", "3"))
     kill_rank_after(job, run_dir, steps=12)
     output, _ = job.communicate(timeout=300)
     assert job.returncode == 0, output[-3000:]
