@@ -18,20 +18,19 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from gsasrec.data.folder import SPLIT_USERS, USER_IDS, parse_sequences, read_id_table
-from gsasrec.distributed import World, any_rank, gather_at_main
+from gsasrec.data.folder import parse_sequences
+from gsasrec.distributed import World, any_rank, barrier, gather_at_main
 from gsasrec.errors import GSASRecError, first_line
 from gsasrec.evaluation import predict_top
 from gsasrec.files import atomic_path, check_writable, write_text_atomic
 from gsasrec.progress import JobProgress
-from gsasrec.recommender import Recommender
+from gsasrec.recommender import Recommender, probabilities
 from gsasrec.runtime import stop_requests
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -105,8 +104,8 @@ def recommend_every_user(recommender: Recommender, split: str, output: str | Pat
     if not 1 <= k <= recommender.model.num_items:
         raise GSASRecError(f"-k must be between 1 and {recommender.model.num_items}, got {k}")
     recommender.check_dataset_unchanged()
-    source = SplitSource(folder, split, recommender.model.num_items)
-    user_ids = external_user_ids(folder)
+    source = SplitSource(recommender, split)
+    user_ids = recommender.user_ids
     chosen = chosen_users(users_file, user_ids)
     job = describe_job(recommender, source, output, k, exclude_seen, users_file, chosen, block_users)
     parts = prepare(job, output, force, world)
@@ -137,12 +136,13 @@ def recommend_every_user(recommender: Recommender, split: str, output: str | Pat
 class SplitSource:
     """A split's histories as text lines, read block by block, and the user of each line."""
 
-    def __init__(self, folder: Path, split: str, num_items: int):
-        self.folder, self.split, self.num_items = folder, split, num_items
+    def __init__(self, recommender: Recommender, split: str):
+        folder = recommender.dataset_folder
+        self.split, self.num_items = split, recommender.model.num_items
         name = "test" if split == "full" else split
         self.inputs = folder / name / "input.txt"
         self.appended = folder / "test" / "output.txt" if split == "full" else None  # the held-out item
-        self.users_of_lines = folder / name / SPLIT_USERS  # without it, line u is user u
+        self.line_users = recommender.split_users(name)  # None: line u is user u
         for path in (self.inputs, self.appended):
             if path is not None and not path.is_file():
                 raise GSASRecError(f"{path}: missing (the {split} split of dataset folder {folder})")
@@ -176,16 +176,9 @@ class SplitSource:
 
     def users(self, first_line: int, count: int) -> np.ndarray:
         """(count,) internal user ids of lines first_line.. (1-based)."""
-        if self._line_users is None:
+        if self.line_users is None:
             return np.arange(first_line, first_line + count, dtype=np.int64)
-        return self._line_users[first_line - 1:first_line - 1 + count]
-
-    @cached_property
-    def _line_users(self) -> np.ndarray | None:
-        """The split's users.txt, read once (8 bytes a user); None without it."""
-        if not self.users_of_lines.is_file():
-            return None
-        return np.array(self.users_of_lines.read_text().split(), dtype=np.int64)
+        return self.line_users[first_line - 1:first_line - 1 + count]
 
 
 def describe_job(recommender: Recommender, source: SplitSource, output: Path, k: int, exclude_seen: bool,
@@ -199,10 +192,6 @@ def describe_job(recommender: Recommender, source: SplitSource, output: Path, k:
                hashlib.sha256(chosen.tobytes()).hexdigest()[:16] if chosen is not None else None,
                block_users, output_format(output),
                source.count_lines())
-
-
-def external_user_ids(folder: Path) -> list | None:
-    return read_id_table(folder / USER_IDS) if (folder / USER_IDS).is_file() else None
 
 
 def chosen_users(users_file, user_ids: list | None) -> np.ndarray | None:
@@ -264,7 +253,7 @@ def score_block(recommender: Recommender, source: SplitSource, columns: OutputCo
              "rank": pl.Series("rank", np.nonzero(recommended)[1] + 1, dtype=pl.Int32),
              "item": columns.items.gather(ids - 1),
              "score": pl.Series("score", scores, dtype=pl.Float32),
-             "probability": pl.Series("probability", 1 / (1 + np.exp(-scores.astype(np.float64))), dtype=pl.Float32)}
+             "probability": pl.Series("probability", probabilities(scores), dtype=pl.Float32)}
     if columns.names is not None:
         table["name"] = columns.names.gather(ids - 1)
     return pl.DataFrame(table)
@@ -308,7 +297,7 @@ def prepare(job: Job, output: Path, force: bool, world: World) -> Path:
             shutil.rmtree(work, ignore_errors=True)
         parts.mkdir(parents=True, exist_ok=True)
         write_text_atomic(work / JOB_FILE, json.dumps(asdict(job), indent=1) + "\n")
-    any_rank(world, False)  # the others wait for the folder
+    barrier(world)  # the others wait for the folder
     return parts
 
 

@@ -25,6 +25,11 @@ from gsasrec.runtime import resolve_device
 ItemId = str | int
 
 
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """sigmoid(scores): each recommendation's `probability` (calibrated for a gbce_t=1 model)."""
+    return 1 / (1 + np.exp(-scores.astype(np.float64)))
+
+
 @dataclass
 class Recommendations:
     """Top items for one history, best first: dicts with rank, item, score, probability, name."""
@@ -204,40 +209,41 @@ class Recommender:
     def dataset_user(self, name: str, line: int) -> dict:
         """Line `line` (1-based) of split `name`: the user's own id (None without user_ids.tsv), history
         (oldest first) and held-out item, each as catalog.describe gives it (id and name)."""
-        from gsasrec.data.folder import USER_IDS
-
         if self.dataset_folder is None:
             raise GSASRecError("the checkpoint's dataset folder is not here: its users cannot be shown")
         split = self.split(name)
         if not 1 <= line <= len(split.inputs):
             raise GSASRecError(f"user must be a line number 1..{len(split.inputs)} of the split, got {line}")
         user = None
-        if (self.dataset_folder / USER_IDS).is_file():
-            users = self._split_users(name)
-            user = self._user_ids[(users[line - 1] if users is not None else line) - 1]
+        if self.user_ids is not None:
+            users = self.split_users(name)
+            user = self.user_ids[(int(users[line - 1]) if users is not None else line) - 1]
         describe = self.catalog.describe
         return {"user": user, "history": [describe(i) for i in split.inputs[line - 1].tolist()],
                 "held_out": describe(int(split.targets[line - 1]))}
 
-    def _split_users(self, name: str) -> list[int] | None:
-        """The user of each line of split `name` (users.txt), read once; None without the file (leave-one-out
-        test: line u is user u)."""
+    def split_users(self, name: str) -> np.ndarray | None:
+        """(lines,) the internal user of each line of split `name` (its users.txt), read once; None without
+        the file (line u is user u: the leave-one-out test split, the training sequences)."""
         from gsasrec.data.folder import SPLIT_USERS
 
         if name not in self._users_of_lines:
             path = self.dataset_folder / name / SPLIT_USERS
-            self._users_of_lines[name] = [int(u) for u in path.read_text().split()] if path.is_file() else None
+            self._users_of_lines[name] = np.array(path.read_text().split(), dtype=np.int64) if path.is_file() \
+                else None
         return self._users_of_lines[name]
 
     @cached_property
-    def _users_of_lines(self) -> dict[str, list[int] | None]:
+    def _users_of_lines(self) -> dict[str, np.ndarray | None]:
         return {}
 
     @cached_property
-    def _user_ids(self) -> list[str]:
+    def user_ids(self) -> list[str] | None:
+        """The users' own ids by internal id - 1 (user_ids.tsv), read once; None without the table."""
         from gsasrec.data.folder import USER_IDS, read_id_table
 
-        return read_id_table(self.dataset_folder / USER_IDS)
+        table = self.dataset_folder / USER_IDS if self.dataset_folder is not None else None
+        return read_id_table(table) if table is not None and table.is_file() else None
 
     def known_history(self, user: str) -> list[ItemId]:
         """All the dataset holds of a user, by the user's own id (user_ids.tsv): their test input and its
@@ -309,7 +315,7 @@ class Recommender:
                 if score == float("-inf"):
                     break  # everything left was excluded
                 items.append({"rank": rank + 1, **self.catalog.describe(int(best_ids[row, rank])),
-                              "score": score, "probability": float(1 / (1 + np.exp(-score)))})
+                              "score": score, "probability": float(probabilities(np.float64(score)))})
             results.append(Recommendations(items=items, unknown_items=unknown))
         return results
 

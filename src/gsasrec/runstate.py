@@ -59,7 +59,7 @@ def progress_from(saved, path: str | Path) -> Progress:
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
             wanted = " or ".join(t.__name__ for t in types)
             raise GSASRecError(f"{path}: progress field {name!r} should be {wanted}, got {value!r:.60}")
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in saved["epoch_losses"]):
+    if not _numbers(saved["epoch_losses"]):
         raise GSASRecError(f"{path}: progress field 'epoch_losses' should hold numbers")
     if saved["epoch"] < 1 or min(saved["batch"], saved["steps"], saved["best_step"]) < 0:
         raise GSASRecError(f"{path}: progress counts out of range (epoch {saved['epoch']}, batch "
@@ -122,5 +122,8 @@ def _streams(rng) -> bool:
 
 def _rank_state(saved) -> bool:
     losses = saved.get("epoch_losses") if isinstance(saved, dict) else None
-    return (isinstance(saved, dict) and _streams(saved.get("rng")) and isinstance(losses, list)
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in losses))
+    return isinstance(saved, dict) and _streams(saved.get("rng")) and isinstance(losses, list) and _numbers(losses)
+
+
+def _numbers(values: list) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)

@@ -113,6 +113,32 @@ def positive_float(text: str) -> float:
     return value
 
 
+def launch_ranks(args: argparse.Namespace, max_restarts: int = 0) -> int | None:
+    """With --nproc N > 1 outside torchrun: this same command on N local ranks through torchrun, and its exit
+    code; None when the command runs here (no --nproc, or already a rank of torchrun)."""
+    if not (args.nproc and args.nproc > 1) or "WORLD_SIZE" in os.environ:
+        return None
+    from gsasrec.distributed import launch
+    from gsasrec.runtime import resolve_device
+
+    resolve_device(args.device)  # no CUDA, a bad device: one line here, not one per rank from torchrun
+    argv = without_option(without_option(args.argv, "--nproc"), "--max-restarts")
+    return launch(args.nproc, argv, max_restarts)
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """argv without `name VALUE` / `name=VALUE`."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == name:
+            skip = True
+        elif not word.startswith(name + "="):
+            kept.append(word)
+    return kept
+
+
 def version() -> str:
     from gsasrec import __version__
 

@@ -171,21 +171,18 @@ def run_recommend(args: argparse.Namespace) -> int | None:
 
 def run_every_user(args: argparse.Namespace) -> int | None:
     """recommend --all: the top k of every user to --output, in this process or in --nproc shards."""
-    import os
     import time
 
-    from gsasrec.cli import INTERRUPTED
-    from gsasrec.cli.train import without_option
-    from gsasrec.distributed import finish_together, join, launch, leave
+    from gsasrec.cli import INTERRUPTED, launch_ranks
+    from gsasrec.distributed import finish_together, join, leave
     from gsasrec.every_user import output_format, recommend_every_user
     from gsasrec.runtime import resolve_device
 
     if args.output is None:
         raise GSASRecError("--all needs --output FILE (.parquet, .csv or .jsonl)")
     output_format(Path(args.output))
-    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        resolve_device(args.device)
-        code = launch(args.nproc, without_option(args.argv, "--nproc"))
+    code = launch_ranks(args)
+    if code is not None:
         if code != 0:
             raise GSASRecError(f"recommend --all failed (exit code {code}); see the processes' output above; the "
                                f"same command continues it")

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 from pathlib import Path
 
-from gsasrec.cli import INTERRUPTED, add_common, formatter, non_negative_int, positive_float, positive_int, seed_number
+from gsasrec.cli import (
+    INTERRUPTED,
+    add_common,
+    formatter,
+    launch_ranks,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed_number,
+)
 from gsasrec.errors import GSASRecError
 
 DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
     from gsasrec.derive import parse_overrides, with_overrides
-    from gsasrec.distributed import is_main_process, launch
+    from gsasrec.distributed import is_main_process
     from gsasrec.runtime import resolve_device
     from gsasrec.training import RunOptions, resume, train
 
@@ -94,10 +102,8 @@ def run(args: argparse.Namespace) -> int | None:
     if args.resume and args.overrides:
         raise GSASRecError("--set changes a new run's config; a resumed run keeps its own")
     check_restart_options(args)
-    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        resolve_device(args.device)  # no CUDA, a bad device: one line here, not one per rank from torchrun
-        argv = without_option(without_option(args.argv, "--nproc"), "--max-restarts")
-        code = launch(args.nproc, argv, args.max_restarts)
+    code = launch_ranks(args, args.max_restarts)
+    if code is not None:
         if code != 0:
             run_dir = args.resume or args.output_dir
             hint = f"; continue it with: gsasrec train --resume {run_dir} --nproc {args.nproc}" if run_dir else ""
@@ -214,15 +220,3 @@ def settings_for(dataset, options, overrides: dict, precision: str | None):
             print(f"  {name:<24} {getattr(config, name)!r:<8} {reason}")
     return config
 
-
-def without_option(argv: list[str], name: str) -> list[str]:
-    """argv without `name VALUE` / `name=VALUE`."""
-    kept, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word == name:
-            skip = True
-        elif not word.startswith(name + "="):
-            kept.append(word)
-    return kept
