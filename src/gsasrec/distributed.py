@@ -54,8 +54,23 @@ def join(device: torch.device) -> World:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", size))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
+
+
+def init_process_group(backend: str) -> None:
+    """The default process group from torchrun's environment, its keys under a prefix of their own per
+    restart round.
+
+    torchrun keeps one store for every round of `--max-restarts`, and the process group writes the same
+    keys in each: a restarted rank 0 could read the address a killed rank had published and fail to
+    connect to it ("Connection refused" in gloo's connectFullMesh) whenever its peer started later than
+    it (tests/test_distributed_resume.py starts one late on purpose).
+    """
+    store, rank, size = next(dist.rendezvous("env://"))
+    round_number = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend, store=dist.PrefixStore(f"gsasrec/round-{round_number}", store),
+                            rank=rank, world_size=size)
 
 
 def finish_together(world: World, result):
