@@ -30,7 +30,7 @@ for recipe in $recipes; do
   esac
   run=benchmarks/runs/$recipe
   rm -rf "$run"
-  python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --max-steps "$steps" --seed 0 \
+  python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision auto --max-steps "$steps" --seed 0 \
     --output-dir "$run" --no-progress
   cp "$run/metrics.jsonl" "benchmarks/logs/ml1m_${recipe}_seed0.jsonl"
   python -m gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \

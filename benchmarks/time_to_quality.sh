@@ -26,7 +26,7 @@ for recipe in $recipes; do
     started=$(date +%s.%N)
     # The recipe's own budget (its config's lr_decay_steps), or $STEPS for a quick check of this script.
     steps=${STEPS:-$(python -c "from gsasrec.config import load_config; print(load_config('$config').lr_decay_steps)")}
-    python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision bf16 --seed "$seed" \
+    python -m gsasrec train --config "$config" --datasets-dir "$datasets" --precision auto --seed "$seed" \
       --output-dir "$run" --force --no-progress --max-steps "$steps"
     finished=$(date +%s.%N)
     metrics=$(python -m gsasrec evaluate --checkpoint "$run/last.pt" --datasets-dir "$datasets" --calibration \

@@ -4,7 +4,7 @@
 # thirds of ML-1M's training interactions).
 # The learning rate decays along a cosine over 9000 steps, about what an hour of bf16 steps here allows.
 # Run it with bf16 autocast and a one-hour budget:
-#   gsasrec train --config configs/ml1m_cpu_fast.py --precision bf16 --max-minutes 60 --seed 0
+#   gsasrec train --config configs/ml1m_cpu_fast.py --precision auto --max-minutes 60 --seed 0
 from config import GSASRecExperimentConfig
 
 config = GSASRecExperimentConfig(

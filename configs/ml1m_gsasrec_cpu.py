@@ -3,7 +3,7 @@
 # a random window of each long history per batch, and a cosine learning-rate decay over the run's 6,500
 # steps (about 45 minutes on a 2-core CPU with bf16).
 #   gsasrec train --config configs/ml1m_gsasrec_cpu.py --datasets-dir ../shared/datasets \
-#       --precision bf16 --max-steps 6500 --seed 0
+#       --precision auto --max-steps 6500 --seed 0
 # The 512 validation users make nDCG@10 jump by about 0.005 between epochs: a short patience would stop on
 # one lucky epoch, so the budget (--max-steps) ends the run.
 import dataclasses

@@ -1,7 +1,7 @@
 # gSASRec with t=1.0 (calibrated probabilities) on ML-1M in ten CPU minutes: the ten-minute recipe
 # (configs/ml1m_gsasrec_10min.py) with gbce_t=1.0.
 #   gsasrec train --config configs/ml1m_gsasrec_t1_10min.py --datasets-dir ../shared/datasets \
-#       --precision bf16 --max-steps 1400 --seed 0
+#       --precision auto --max-steps 1400 --seed 0
 import dataclasses
 import runpy
 from pathlib import Path

@@ -1,7 +1,7 @@
 # gSASRec with gBCE t=1.0 on ML-1M for a laptop CPU: ml1m_gsasrec_cpu.py with t=1.0, which makes
 # sigmoid(score) a calibrated probability that an item is the user's next one.
 #   gsasrec train --config configs/ml1m_gsasrec_t1_cpu.py --datasets-dir ../shared/datasets \
-#       --precision bf16 --max-steps 4000 --seed 0
+#       --precision auto --max-steps 4000 --seed 0
 import dataclasses
 import runpy
 from pathlib import Path

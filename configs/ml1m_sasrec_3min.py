@@ -2,7 +2,7 @@
 # model (configs/ml1m_gsasrec_10min.py) with one negative per positive, learning rate 0.002 and its cosine
 # decay over 850 steps.
 #   gsasrec train --config configs/ml1m_sasrec_3min.py --datasets-dir ../shared/datasets \
-#       --precision bf16 --max-steps 850 --seed 0
+#       --precision auto --max-steps 850 --seed 0
 import dataclasses
 import runpy
 from pathlib import Path

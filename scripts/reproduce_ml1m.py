@@ -1,7 +1,7 @@
 """Train one of the seed's ML-1M configs, evaluate it on test, and ship it under pretrained/.
 
     python scripts/reproduce_ml1m.py --config configs/ml1m_gsasrec.py --name gsasrec --device cuda \
-        --precision bf16 --max-minutes 12
+        --precision auto --max-minutes 12
     python scripts/reproduce_ml1m.py --config configs/ml1m_sasrec.py --name sasrec --device cuda --max-minutes 12
 
 Writes pretrained/<name>.pt (weights-only gsasrec checkpoint: weights, config, dataset stats),

@@ -36,7 +36,7 @@ def test_evaluate_in_bf16_ranks_like_fp32(pattern_run, capsys):
     exact = evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu")
     fast = evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu", precision="bf16")
     assert fast.metrics == pytest.approx(exact.metrics, abs=0.02)
-    with pytest.raises(Exception, match="precision must be one of fp32, bf16"):
+    with pytest.raises(Exception, match="precision must be one of auto, fp32, bf16"):
         evaluate_checkpoint(run_dir / "best.pt", "test", root / "datasets", device="cpu", precision="fp16")
     assert main(["evaluate", str(run_dir / "best.pt"), "--datasets-dir", str(root / "datasets"),
                  "--precision", "bf16", "--json", "--device", "cpu"]) == 0

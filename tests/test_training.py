@@ -130,6 +130,24 @@ def test_compiled_bf16_training_runs_end_to_end(tmp_path):
     load_model(tmp_path / "run" / "best.pt")  # the compiled wrapper's names do not leak into the weights
 
 
+def test_precision_auto_is_bf16_only_where_the_hardware_has_it(tmp_path, capsys):
+    from gsasrec.runtime import fast_bf16
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=64, num_items=20, val_users=8)
+    config = write_config(tmp_path / "c.py", max_epochs=1, max_batches_per_epoch=2, train_batch_size=32)
+    native = fast_bf16(torch.device("cpu"))
+    for precision in ("auto", "bf16"):
+        run_dir = tmp_path / precision
+        assert main(["train", "--config", str(config), "--datasets-dir", str(tmp_path / "datasets"), "--device",
+                     "cpu", "--output-dir", str(run_dir), "--precision", precision, "--seed", "0"]) == 0
+        recorded = json.loads((run_dir / "config.json").read_text())["run"]["precision"]
+        warned = "warning: --precision bf16" in capsys.readouterr().err
+        if precision == "auto":  # resolved before the run, so a resume on other hardware keeps it
+            assert recorded == ("bf16" if native else "fp32") and not warned
+        else:  # kept as asked, with a warning where bf16 is emulated
+            assert recorded == "bf16" and warned == (not native)
+
+
 def test_learning_rate_schedule():
     from gsasrec.config import make_config
     from gsasrec.step import LR_FLOOR, learning_rate_at

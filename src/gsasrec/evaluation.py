@@ -23,7 +23,7 @@ from gsasrec.inference import top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
 from gsasrec.progress import JobProgress
-from gsasrec.runtime import PRECISIONS, resolve_device
+from gsasrec.runtime import resolve_device, resolve_precision
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
@@ -96,11 +96,12 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
     fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size. progress: report
     the ranking's progress on stderr (progress.JobProgress). precision "bf16" runs the model's matrix
     products in bfloat16 (autocast): about twice as fast on CPUs with bf16 units, metrics within rounding
-    of fp32's; "fp32" (the default) gives the reference's figures to the number.
+    of fp32's (many times slower on a CPU without bf16 units); "auto" is bf16 where the hardware has it;
+    "fp32" (the default) gives the reference's figures to the number.
     """
-    if precision not in PRECISIONS:
-        raise GSASRecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    model, config, payload = load_model(path, config, device=resolve_device(device))
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    model, config, payload = load_model(path, config, device=device)
     config = make_config(**{**config.to_dict(), **overrides})
     folder = dataset_location(payload, config.dataset_name, datasets_dir)
     dataset = read_dataset(folder.name, folder.parent)

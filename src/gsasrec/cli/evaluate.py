@@ -50,10 +50,11 @@ def register(commands) -> None:
                           help="exclude items already in the user's history (default: the config's)")
     evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
                           help="users scored at once (default: the config's eval_batch_size)")
-    evaluate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    evaluate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
                           help="bf16: the model's matrix products in bfloat16, about 2x faster on CPUs with "
-                               "bf16 units, metrics within rounding of fp32's (default fp32: the reference's "
-                               "figures to the number)")
+                               "bf16 units (many times slower without them), metrics within rounding of fp32's; "
+                               "auto: bf16 where the hardware has it (default fp32: the reference's figures "
+                               "to the number)")
     evaluate.add_argument("--json", action="store_true",
                           help="end the output with one JSON object mapping each measure to its value")
     evaluate.add_argument("--calibration", action="store_true",

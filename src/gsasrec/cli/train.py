@@ -21,7 +21,7 @@ from gsasrec.errors import GSASRecError
 DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
 
 EXAMPLES = """examples:
-  gsasrec train --config configs/ml1m_gsasrec_10min.py --precision bf16 --max-steps 1400   # ~10 CPU minutes
+  gsasrec train --config configs/ml1m_gsasrec_10min.py --precision auto --max-steps 1400   # ~10 min, bf16 CPU
   gsasrec train --dataset shop --max-minutes 10      # no config: settings derived from the data
   gsasrec train --dataset shop --set embedding_dim=64 --set dropout_rate=0.2
   gsasrec train --config=configs/ml1m_sasrec.py --datasets-dir ../shared/datasets --max-minutes 30
@@ -76,10 +76,11 @@ def register(commands) -> None:
                        help="stop after N training steps (validates once more first)")
     train.add_argument("--max-minutes", type=positive_float, metavar="M",
                        help="stop after M minutes of training (validates once more first)")
-    train.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+    train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                        help="bf16: autocast matrix products to bfloat16, loss in float32; about 1.8x faster "
-                            "on CPUs with bf16 units and on GPUs (default fp32, as the reference; "
-                            "--resume keeps the run's)")
+                            "on CPUs with bf16 units (AVX-512 BF16, AMX) and on GPUs, but many times slower "
+                            "on CPUs without them; auto: bf16 where the hardware has it, else fp32 (default: "
+                            "fp32 with --config, as the reference; auto with --dataset; --resume keeps the run's)")
     train.add_argument("--compile", action="store_true", default=None,
                        help="torch.compile the model for training (a one-time compile of ~30 s)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.data.recipes import open_dataset
     from gsasrec.derive import parse_overrides, with_overrides
     from gsasrec.distributed import is_main_process
-    from gsasrec.runtime import resolve_device
+    from gsasrec.runtime import resolve_device, resolve_precision
     from gsasrec.training import RunOptions, resume, train
 
     if sum(x is not None for x in (args.config, args.dataset, args.resume)) != 1:
@@ -110,8 +111,9 @@ def run(args: argparse.Namespace) -> int | None:
             raise GSASRecError(f"distributed training failed (exit code {code}); see the ranks' output above{hint}")
         return None
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device) if args.precision else None
     changes = dict(device=device, progress=args.progress, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                   precision=args.precision, compile=args.compile)
+                   precision=precision, compile=args.compile)
     existing = existing_run_to_continue(args) if args.resume_if_exists else None
     if existing == "ended":
         return None
@@ -120,13 +122,13 @@ def run(args: argparse.Namespace) -> int | None:
     else:
         options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                              seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                             progress=args.progress, precision=args.precision or "fp32",
+                             progress=args.progress, precision=precision or "fp32",
                              compile=bool(args.compile), force=args.force or existing == "start",
                              command=shlex.join(["gsasrec", *args.argv]))
         overrides = parse_overrides(args.overrides)
         if args.dataset:
             dataset = open_dataset(args.dataset, args.datasets_dir)
-            config = settings_for(dataset, options, overrides, args.precision)
+            config = settings_for(dataset, options, overrides, args.precision)  # auto when not given
         else:
             config = with_overrides(load_config(args.config), overrides)
             dataset = open_dataset(config.dataset_name, args.datasets_dir)
@@ -192,7 +194,7 @@ def settings_for(dataset, options, overrides: dict, precision: str | None):
     from gsasrec.runtime import fast_bf16
 
     shown = is_main_process()
-    if precision is None:
+    if precision in (None, "auto"):
         options.precision = "bf16" if fast_bf16(options.device) else "fp32"
         hardware = "has" if options.precision == "bf16" else "has no"
         notes = {"precision": f"{options.precision}: this {options.device.type.upper()} {hardware} bf16 units"}

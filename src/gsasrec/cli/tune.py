@@ -37,8 +37,8 @@ def register(commands) -> None:
     tune.add_argument("--study-name", metavar="NAME", help="study name in the database (default gsasrec-<dataset>)")
     tune.add_argument("--seed", type=seed_number, default=0,
                       help="sampler seed; trial N trains with seed + N (default 0)")
-    tune.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                      help="training precision (default: bf16 where the hardware has it)")
+    tune.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                      help="training precision (default auto: bf16 where the hardware has it, else fp32)")
     add_common(tune)
     tune.set_defaults(handler=run)
 
@@ -49,13 +49,13 @@ def run(args: argparse.Namespace) -> None:
     except ImportError:
         raise GSASRecError("tuning needs Optuna: pip install 'gsasrec[tune]'") from None
     from gsasrec.data.recipes import open_dataset
-    from gsasrec.runtime import fast_bf16, resolve_device
+    from gsasrec.runtime import resolve_device, resolve_precision
     from gsasrec.tuning import BEST_CONFIG, TRIALS_PLOT, TRIALS_TABLE, TuneOptions, tune
 
     device = resolve_device(args.device)
     dataset = open_dataset(args.dataset, args.datasets_dir)
     output_dir = Path(args.output_dir or f"runs/tune-{args.dataset}")
-    precision = args.precision or ("bf16" if fast_bf16(device) else "fp32")
+    precision = resolve_precision(args.precision, device)
     options = TuneOptions(trials=args.trials, minutes_per_trial=args.max_minutes, steps_per_trial=args.max_steps,
                           output_dir=output_dir,
                           storage=args.storage, study_name=args.study_name, seed=args.seed, device=str(device),
