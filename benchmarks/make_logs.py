@@ -20,6 +20,7 @@ beat them by much: benchmarks/logs/derived_results_first_order_logs.jsonl.)
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,23 @@ CLUSTERS, RELATED = 50, 3
 P_RELATED, P_CLUSTER = 0.5, 0.3
 
 
-def generate(users: int, items: int, median: int, bounds: tuple, exponent: float, seed: int = 0) -> Sequences:
+@dataclass
+class World:
+    """A generated log and the rules that made it (what benchmarks/log_ceiling.py ranks by)."""
+
+    sequences: Sequences  # item ids from 1
+    related: np.ndarray  # (items, RELATED) 0-based ids: which comes is decided by the item before
+    favourite: np.ndarray  # (users, 2) each user's clusters
+    cluster_draws: np.ndarray  # (CLUSTERS, 4096) popularity-weighted draws of each cluster's items
+    popularity: np.ndarray  # (items,) unnormalised weights
+
+
+def related_slot(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Which of the current item's related items comes next, given the item before it (0-based ids)."""
+    return (previous * 7 + current) % RELATED
+
+
+def generate_world(users: int, items: int, median: int, bounds: tuple, exponent: float, seed: int = 0) -> World:
     rng = np.random.default_rng(seed)
     lengths = np.clip(np.round(rng.lognormal(np.log(median), 0.6, users)), *bounds).astype(np.int64)
     popularity = 1.0 / rng.permutation(np.arange(1, items + 1)) ** exponent  # (items,) popular ids spread out
@@ -59,15 +76,20 @@ def generate(users: int, items: int, median: int, bounds: tuple, exponent: float
         choice = rng.random(users)
         own = cluster_draws[favourite[np.arange(users), rng.integers(2, size=users)], rng.integers(4096, size=users)]
         anywhere = rng.choice(items, size=users, p=popularity / popularity.sum())
-        nearby = related[current, (previous * 7 + current) % RELATED]  # which one: decided by the item before
+        nearby = related[current, related_slot(previous, current)]
         previous = current
         current = np.where(choice < P_RELATED, nearby, np.where(choice < P_RELATED + P_CLUSTER, own, anywhere))
-    return Sequences.from_lists([events[u, :lengths[u]] + 1 for u in range(users)])
+    sequences = Sequences.from_lists([events[u, :lengths[u]] + 1 for u in range(users)])
+    return World(sequences, related, favourite, cluster_draws, popularity)
+
+
+def world_of(name: str, seed: int = 0) -> World:
+    return generate_world(*SHAPES[name], seed)
 
 
 def write_log(datasets_dir: Path, name: str, seed: int = 0) -> Path:
-    users, items, median, bounds, exponent = SHAPES[name]
-    sequences = generate(users, items, median, bounds, exponent, seed)
+    users, items = SHAPES[name][:2]
+    sequences = world_of(name, seed).sequences
     train, val, test = leave_one_out(sequences, sample_validation_users(sequences.lengths, 512, seed))
     used = np.unique(sequences.items)
     stats = {"num_users": users, "num_items": items, "num_interactions": int(len(sequences.items)),
