@@ -53,7 +53,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     """The precision to run in: 'auto' is bf16 where fast_bf16(device), else fp32.
 
     An explicit 'bf16' is kept, with a warning where the hardware has no bf16 units: there bf16 is
-    emulated, and a CPU training step measured 12x slower than fp32 on an AVX2-only CPU (RESULTS.md).
+    emulated, and a CPU training step measured 12-16x slower than fp32 on an AVX2-only CPU (RESULTS.md).
     """
     if name not in PRECISION_CHOICES:
         raise GSASRecError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {name!r}")
