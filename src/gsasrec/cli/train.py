@@ -191,11 +191,11 @@ def settings_for(dataset, options, overrides: dict, precision: str | None):
     line gave none), printed with its reasons; options.config_notes carries them into <run>/config.py."""
     from gsasrec.derive import DEFAULT_MINUTES, derive_config, measure_step_seconds, with_overrides
     from gsasrec.distributed import is_main_process
-    from gsasrec.runtime import fast_bf16
+    from gsasrec.runtime import resolve_precision
 
     shown = is_main_process()
     if precision in (None, "auto"):
-        options.precision = "bf16" if fast_bf16(options.device) else "fp32"
+        options.precision = resolve_precision("auto", options.device)
         hardware = "has" if options.precision == "bf16" else "has no"
         notes = {"precision": f"{options.precision}: this {options.device.type.upper()} {hardware} bf16 units"}
     else:
