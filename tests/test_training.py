@@ -134,18 +134,21 @@ def test_precision_auto_is_bf16_only_where_the_hardware_has_it(tmp_path, capsys)
     from gsasrec.runtime import fast_bf16
 
     write_cycle_dataset(tmp_path / "datasets", num_users=64, num_items=20, val_users=8)
-    config = write_config(tmp_path / "c.py", max_epochs=1, max_batches_per_epoch=2, train_batch_size=32)
+    config = write_config(tmp_path / "c.py", max_epochs=3, max_batches_per_epoch=2, train_batch_size=32)
     native = fast_bf16(torch.device("cpu"))
     for precision in ("auto", "bf16"):
         run_dir = tmp_path / precision
         assert main(["train", "--config", str(config), "--datasets-dir", str(tmp_path / "datasets"), "--device",
-                     "cpu", "--output-dir", str(run_dir), "--precision", precision, "--seed", "0"]) == 0
+                     "cpu", "--output-dir", str(run_dir), "--precision", precision, "--seed", "0",
+                     "--max-steps", "2"]) == 0
         recorded = json.loads((run_dir / "config.json").read_text())["run"]["precision"]
         warned = "warning: --precision bf16" in capsys.readouterr().err
         if precision == "auto":  # resolved before the run, so a resume on other hardware keeps it
             assert recorded == ("bf16" if native else "fp32") and not warned
-        else:  # kept as asked, with a warning where bf16 is emulated
+        else:  # kept as asked, with a warning where bf16 is emulated, also when resumed with the record
             assert recorded == "bf16" and warned == (not native)
+            assert main(["train", "--resume", str(run_dir), "--device", "cpu", "--max-steps", "3"]) == 0
+            assert ("warning: --precision bf16" in capsys.readouterr().err) == (not native)
 
 
 def test_learning_rate_schedule():
