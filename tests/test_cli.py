@@ -163,3 +163,10 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     error = job.stderr.read()
     assert job.wait(timeout=120) == 0
     assert "Traceback" not in error and "BrokenPipe" not in error, error
+
+
+def test_the_precision_choices_of_the_commands_are_the_runtime_s():
+    from gsasrec.cli import PRECISION_CHOICES
+    from gsasrec.runtime import PRECISION_CHOICES as RUNTIME_CHOICES
+
+    assert PRECISION_CHOICES == RUNTIME_CHOICES

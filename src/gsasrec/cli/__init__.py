@@ -76,6 +76,10 @@ def add_datasets_dir(parser: argparse.ArgumentParser) -> None:
                         help="folder holding dataset folders (default: $GSASREC_DATASETS, else ./datasets)")
 
 
+# runtime.PRECISION_CHOICES, spelled out here: --help must not wait for torch (tests/test_cli.py compares them)
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """--datasets-dir and --device, for every command that runs the model."""
     add_datasets_dir(parser)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from gsasrec.cli import add_common, formatter, positive_int
+from gsasrec.cli import PRECISION_CHOICES, add_common, formatter, positive_int
 from gsasrec.errors import GSASRecError
 from gsasrec.files import check_writable
 
@@ -50,7 +50,7 @@ def register(commands) -> None:
                           help="exclude items already in the user's history (default: the config's)")
     evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
                           help="users scored at once (default: the config's eval_batch_size)")
-    evaluate.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+    evaluate.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                           help="bf16: the model's matrix products in bfloat16, about 2x faster on CPUs with "
                                "bf16 units (many times slower without them), metrics within rounding of fp32's; "
                                "auto: bf16 where the hardware has it (default fp32: the reference's figures "

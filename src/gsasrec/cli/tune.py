@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gsasrec.cli import add_common, formatter, positive_float, positive_int, seed_number
+from gsasrec.cli import PRECISION_CHOICES, add_common, formatter, positive_float, positive_int, seed_number
 from gsasrec.errors import GSASRecError
 
 EXAMPLES = """examples:
@@ -37,7 +37,7 @@ def register(commands) -> None:
     tune.add_argument("--study-name", metavar="NAME", help="study name in the database (default gsasrec-<dataset>)")
     tune.add_argument("--seed", type=seed_number, default=0,
                       help="sampler seed; trial N trains with seed + N (default 0)")
-    tune.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    tune.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                       help="training precision (default auto: bf16 where the hardware has it, else fp32)")
     add_common(tune)
     tune.set_defaults(handler=run)
