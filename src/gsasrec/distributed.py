@@ -32,12 +32,6 @@ class World:
         return self.size > 1
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun launch, or the only process: what may write shared files and print, also
-    before (or after) the process group exists."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def join(device: torch.device) -> World:
     """Join the process group that torchrun describes (WORLD_SIZE > 1); otherwise a world of one.
 

@@ -49,6 +49,12 @@ def fast_bf16(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch, or the only process: what may write shared files and print, also
+    before (or after) the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """The precision to run in: 'auto' is bf16 where fast_bf16(device), else fp32.
 
@@ -59,7 +65,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
         raise GSASRecError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {name!r}")
     if name == "auto":
         return "bf16" if fast_bf16(device) else "fp32"
-    if name == "bf16" and not fast_bf16(device) and os.environ.get("RANK", "0") == "0":
+    if name == "bf16" and not fast_bf16(device) and is_main_process():
         print(f"warning: --precision bf16 on a {device.type.upper()} without bf16 units runs emulated bf16, "
               "many times slower than fp32 here; --precision auto (or fp32) uses fp32", file=sys.stderr)
     return name

@@ -32,7 +32,6 @@ from gsasrec.distributed import (
     finish_together,
     from_main,
     gather_at_main,
-    is_main_process,
     join,
     leave,
     mean_over_ranks,
@@ -45,7 +44,7 @@ from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, RunState
-from gsasrec.runtime import new_seed, resolve_precision, retain_freed_memory, stop_requests
+from gsasrec.runtime import is_main_process, new_seed, resolve_precision, retain_freed_memory, stop_requests
 from gsasrec.step import TrainingStep, learning_rate_at
 
 

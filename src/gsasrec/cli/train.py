@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int | None:
     from gsasrec.config import load_config
     from gsasrec.data.recipes import open_dataset
     from gsasrec.derive import parse_overrides, with_overrides
-    from gsasrec.distributed import is_main_process
-    from gsasrec.runtime import resolve_device, resolve_precision
+    from gsasrec.runtime import is_main_process, resolve_device, resolve_precision
     from gsasrec.training import RunOptions, resume, train
 
     if sum(x is not None for x in (args.config, args.dataset, args.resume)) != 1:
@@ -161,7 +160,7 @@ def existing_run_to_continue(args: argparse.Namespace) -> str:
     another config is an error: a new run is never mixed into an old one."""
     from gsasrec.config import load_config
     from gsasrec.derive import parse_overrides, with_overrides
-    from gsasrec.distributed import is_main_process
+    from gsasrec.runtime import is_main_process
     from gsasrec.training import config_difference, existing_run, resume_options, why_ended
 
     recorded, state = existing_run(args.output_dir)
@@ -191,8 +190,7 @@ def settings_for(dataset, options, overrides: dict, precision: str | None):
     """The derived config for `dataset` (options get the default budget and precision where the command
     line gave none), printed with its reasons; options.config_notes carries them into <run>/config.py."""
     from gsasrec.derive import DEFAULT_MINUTES, derive_config, measure_step_seconds, with_overrides
-    from gsasrec.distributed import is_main_process
-    from gsasrec.runtime import resolve_precision
+    from gsasrec.runtime import is_main_process, resolve_precision
 
     shown = is_main_process()
     if precision in (None, "auto"):
