@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 
 import numpy as np
-from make_logs import CLUSTERS, P_CLUSTER, P_RELATED, SHAPES, World, related_slot, world_of
+from make_logs import P_CLUSTER, P_RELATED, SHAPES, World, related_slot, world_of
 
 from gsasrec.baselines import baseline_top, fit_baseline
-from gsasrec.data.folder import Sequences
+from gsasrec.data.folder import Sequences, offsets_of
 from gsasrec.data.split import leave_one_out, sample_validation_users
 from gsasrec.items import embedding_rows
 from gsasrec.metrics import compute_metrics
@@ -50,7 +49,6 @@ def rule_probabilities(world: World, inputs: Sequences, know_previous: bool) -> 
     else:
         for slot in range(world.related.shape[1]):
             np.add.at(probabilities, (users, world.related[current, slot]), P_RELATED / world.related.shape[1])
-    assert CLUSTERS == len(world.cluster_draws)
     return probabilities
 
 
@@ -61,20 +59,22 @@ def top_of(probabilities: np.ndarray) -> np.ndarray:
 
 def pair_top(train: Sequences, inputs: Sequences, num_items: int) -> np.ndarray:
     """(users, LIMIT) ids ranked by second-order counts, first-order counts breaking ties and filling in."""
-    triples: dict[tuple[int, int], Counter] = {}
-    for row in range(len(train)):
-        sequence = train.items[train.offsets[row]:train.offsets[row + 1]].tolist()
-        for before, last, after in zip(sequence, sequence[1:], sequence[2:]):
-            triples.setdefault((before, last), Counter())[after] += 1
-    first_order = fit_baseline("transitions", train, num_items)
-    scores = first_order.scores(inputs)  # (users, rows): counts + popularity in [0, 1)
-    scale = scores.max() + 1  # a second-order count outranks every first-order score
+    rows = embedding_rows(num_items)
+    within = np.arange(len(train.items)) - np.repeat(train.offsets[:-1], train.lengths)  # position in its sequence
+    third = np.flatnonzero(within >= 2)  # (triples,) index of each triple's last item
+    triples, counts = np.unique((train.items[third - 2] * rows + train.items[third - 1]) * rows + train.items[third],
+                                return_counts=True)
+    pair_of_triple, after = np.divmod(triples, rows)  # sorted by pair
     ends = inputs.offsets[1:]
-    for user, (before, last) in enumerate(zip(inputs.items[ends - 2].tolist(), inputs.items[ends - 1].tolist())):
-        for after, count in triples.get((before, last), {}).items():
-            scores[user, after] += count * scale
+    pair = inputs.items[ends - 2] * rows + inputs.items[ends - 1]  # (users,) each user's last two items
+    begin, end = np.searchsorted(pair_of_triple, pair, "left"), np.searchsorted(pair_of_triple, pair, "right")
+    matches = end - begin
+    users = np.repeat(np.arange(len(inputs)), matches)  # (entries,)
+    entries = np.arange(matches.sum()) + np.repeat(begin - offsets_of(matches)[:-1], matches)  # index of each triple
+    scores = fit_baseline("transitions", train, num_items).scores(inputs)  # (users, rows): counts + popularity
+    scores[users, after[entries]] += counts[entries] * (scores.max() + 1)  # a pair's count outranks every other
     scores[:, 0] = -np.inf  # padding
-    scores[:, embedding_rows(num_items) - 1:] = -np.inf  # ids past the catalogue
+    scores[:, rows - 1:] = -np.inf  # ids past the catalogue
     return np.argsort(-scores, axis=1, kind="stable")[:, :LIMIT]
 
 

@@ -65,10 +65,15 @@ def resolve_precision(name: str, device: torch.device) -> str:
         raise GSASRecError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {name!r}")
     if name == "auto":
         return "bf16" if fast_bf16(device) else "fp32"
-    if name == "bf16" and not fast_bf16(device) and is_main_process():
+    warn_if_emulated(name, device)
+    return name
+
+
+def warn_if_emulated(precision: str, device: torch.device) -> None:
+    """One line on stderr (rank 0) when bf16 would run emulated on this device."""
+    if precision == "bf16" and not fast_bf16(device) and is_main_process():
         print(f"warning: --precision bf16 on a {device.type.upper()} without bf16 units runs emulated bf16, "
               "many times slower than fp32 here; --precision auto (or fp32) uses fp32", file=sys.stderr)
-    return name
 
 
 def new_seed() -> int:

@@ -44,7 +44,7 @@ from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
 from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, RunState
-from gsasrec.runtime import is_main_process, new_seed, resolve_precision, retain_freed_memory, stop_requests
+from gsasrec.runtime import is_main_process, new_seed, retain_freed_memory, stop_requests, warn_if_emulated
 from gsasrec.step import TrainingStep, learning_rate_at
 
 
@@ -166,7 +166,7 @@ def resume_locked(run_dir: str | Path, datasets_dir: str | Path | None, changes:
     if is_main_process():
         print(resume_line(run_dir, state["progress"], options), flush=True)
     if changes.get("precision") is None:  # the recorded one, maybe from other hardware: warned as if given
-        resolve_precision(options.precision, options.device)
+        warn_if_emulated(options.precision, options.device)
     trainer = Trainer(config, dataset, options, resume_state=state)
     try:
         return finish_together(trainer.world, trainer.run())

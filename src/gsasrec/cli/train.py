@@ -120,15 +120,17 @@ def run(args: argparse.Namespace) -> int | None:
     if args.resume or existing == "resume":  # the run's recorded budget, precision and compile go on
         result = resume(args.resume or args.output_dir, args.datasets_dir, **changes)
     else:
+        if precision is None:  # auto for derived settings; with a config file the reference's fp32
+            precision = resolve_precision("auto", device) if args.dataset else "fp32"
         options = RunOptions(output_dir=Path(args.output_dir) if args.output_dir else None, device=device,
                              seed=args.seed, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                             progress=args.progress, precision=precision or "fp32",
+                             progress=args.progress, precision=precision,
                              compile=bool(args.compile), force=args.force or existing == "start",
                              command=shlex.join(["gsasrec", *args.argv]))
         overrides = parse_overrides(args.overrides)
         if args.dataset:
             dataset = open_dataset(args.dataset, args.datasets_dir)
-            config = settings_for(dataset, options, overrides, args.precision)  # auto when not given
+            config = settings_for(dataset, options, overrides, precision_given=args.precision not in (None, "auto"))
         else:
             config = with_overrides(load_config(args.config), overrides)
             dataset = open_dataset(config.dataset_name, args.datasets_dir)
@@ -186,19 +188,18 @@ def existing_run_to_continue(args: argparse.Namespace) -> str:
     return "resume"
 
 
-def settings_for(dataset, options, overrides: dict, precision: str | None):
-    """The derived config for `dataset` (options get the default budget and precision where the command
-    line gave none), printed with its reasons; options.config_notes carries them into <run>/config.py."""
+def settings_for(dataset, options, overrides: dict, precision_given: bool):
+    """The derived config for `dataset` (options get the default budget where the command line gave none),
+    printed with its reasons; options.config_notes carries them into <run>/config.py."""
     from gsasrec.derive import DEFAULT_MINUTES, derive_config, measure_step_seconds, with_overrides
-    from gsasrec.runtime import is_main_process, resolve_precision
+    from gsasrec.runtime import is_main_process
 
     shown = is_main_process()
-    if precision in (None, "auto"):
-        options.precision = resolve_precision("auto", options.device)
+    if precision_given:
+        notes = {"precision": f"{options.precision}: --precision"}
+    else:  # auto, resolved by run()
         hardware = "has" if options.precision == "bf16" else "has no"
         notes = {"precision": f"{options.precision}: this {options.device.type.upper()} {hardware} bf16 units"}
-    else:
-        notes = {"precision": f"{precision}: --precision"}
     if options.max_steps is None and options.max_minutes is None:
         options.max_minutes = DEFAULT_MINUTES
         notes["budget"] = f"{DEFAULT_MINUTES:g} minutes (the default; --max-minutes or --max-steps to change)"
