@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from gsasrec.batches import all_items
-from gsasrec.data.folder import Sequences, Split, offsets_of
+from gsasrec.data.folder import Sequences, Split
 from gsasrec.items import embedding_rows, padding_id
 from gsasrec.metrics import compute_metrics
 from gsasrec.scoring import mask_scores
+from gsasrec.transition_term import FollowerCounts
 
 BASELINES = ("popularity", "transitions")
 
@@ -29,25 +30,15 @@ class Baseline:
     name: str
     num_items: int
     popularity: np.ndarray  # (num_items + 2,) float32 training count of each id, scaled into [0, 1)
-    # Transition counts as sparse rows: what followed item i is followed[starts[i]:starts[i + 1]], with
-    # follow_counts beside it.
-    starts: np.ndarray | None = None
-    followed: np.ndarray | None = None
-    follow_counts: np.ndarray | None = None
+    transitions: FollowerCounts | None = None
 
     def scores(self, histories: Sequences) -> np.ndarray:
         """(users, num_items + 2) float32: transition count + popularity in [0, 1) (so popularity only
         orders items with equal counts), or popularity alone."""
         scores = np.tile(self.popularity, (len(histories), 1))
-        if self.name == "transitions":
-            nonempty = histories.lengths > 0
-            last = np.zeros(len(histories), dtype=np.int64)  # an empty history: id 0, whose row is empty
-            last[nonempty] = histories.items[histories.offsets[1:][nonempty] - 1]
-            begin, end = self.starts[last], self.starts[last + 1]
-            counts = end - begin
-            users = np.repeat(np.arange(len(histories)), counts)  # (entries,)
-            entries = np.arange(counts.sum()) + np.repeat(begin - offsets_of(counts)[:-1], counts)
-            scores[users, self.followed[entries]] += self.follow_counts[entries]
+        if self.transitions is not None:
+            users, items, counts = self.transitions.after(histories)
+            scores[users, items] += counts
         return scores
 
 
@@ -55,19 +46,10 @@ def fit_baseline(name: str, train: Sequences, num_items: int) -> Baseline:
     """Count what the training sequences hold: items for popularity, consecutive pairs for transitions."""
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
-    rows = embedding_rows(num_items)
-    counts = np.bincount(train.items, minlength=rows).astype(np.float64)
+    counts = np.bincount(train.items, minlength=embedding_rows(num_items)).astype(np.float64)
     popularity = (counts / (counts.max() + 1)).astype(np.float32)  # (rows,) in [0, 1)
-    if name == "popularity":
-        return Baseline(name, num_items, popularity)
-    following = np.ones(len(train.items), dtype=bool)
-    following[train.offsets[:-1]] = False  # the first item of a sequence follows nothing
-    following &= np.repeat(train.lengths > 0, train.lengths)
-    after = np.flatnonzero(following)  # (pairs,) index of each pair's second item
-    pairs = np.unique(train.items[after - 1] * rows + train.items[after], return_counts=True)
-    previous, followed = np.divmod(pairs[0], rows)
-    starts = offsets_of(np.bincount(previous, minlength=rows))
-    return Baseline(name, num_items, popularity, starts, followed, pairs[1].astype(np.float32))
+    transitions = FollowerCounts.of(train, num_items) if name == "transitions" else None
+    return Baseline(name, num_items, popularity, transitions)
 
 
 def baseline_top(baseline: Baseline, inputs: Sequences, limit: int, filter_rated: bool,

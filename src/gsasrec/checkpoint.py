@@ -21,6 +21,7 @@ from gsasrec.files import atomic_path
 from gsasrec.items import embedding_rows
 from gsasrec.model import GSASRec
 from gsasrec.runstate import RunState
+from gsasrec.transition_term import TransitionTerm
 
 # The format written now. Older files are brought up to it by upgrade(), one step per version, so that
 # the rest of the package only ever sees this one.
@@ -33,7 +34,8 @@ ARCHITECTURE_FIELDS = ("sequence_length", "embedding_dim", "num_heads", "num_blo
 
 def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig, dataset_stats: dict,
                     **extra: Any) -> None:
-    """Write weights, config, dataset stats and `extra` (plain values and tensors) atomically."""
+    """Write weights, config, dataset stats, the model's transition term if it has one, and `extra` (plain
+    values and tensors) atomically."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -41,8 +43,24 @@ def save_checkpoint(path: Path, model: GSASRec, config: GSASRecExperimentConfig,
         "dataset_stats": dict(dataset_stats),
         **extra,
     }
+    if model.transition_term is not None:
+        payload["transition_term"] = model.transition_term.to_payload()
+    _write(payload, path)
+
+
+def _write(payload: dict, path: Path) -> None:
     with atomic_path(path) as temporary:  # write errors (a full disk included) are one line; the old file stays
         torch.save(payload, temporary)
+
+
+def store_transition_term(path: Path, term: TransitionTerm) -> None:
+    """Add (or replace) the transition term of a written checkpoint, and say so in its config (evaluate
+    --no-transition-term turns it off there); everything else stays as it was."""
+    payload = _load(path)
+    payload["transition_term"] = term.to_payload()
+    if isinstance(payload.get("config"), dict):
+        payload["config"] = {**payload["config"], "transition_term": True}
+    _write(payload, path)
 
 
 def _load(path: Path) -> Any:
@@ -160,6 +178,8 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
             raise GSASRecError(f"checkpoint {path}: {key} holds NaN or infinite values; these weights would "
                                f"score nothing meaningful (a diverged run?)")
     model.load_state_dict(state_dict)
+    if payload.get("transition_term") is not None:
+        model.transition_term = TransitionTerm.from_payload(payload["transition_term"], num_items, path)
     return model.to(device).eval(), config, payload
 
 

@@ -69,6 +69,11 @@ class GSASRecExperimentConfig:
     # sequence_length + 1 consecutive items, drawn anew each batch, instead of always the last one, so
     # that the older part of a long history is trained on too (a third of ML-1M's training items).
     random_windows: bool = False
+    # Not in the reference (False is its behaviour): after training, add to the scores weight x log(1 +
+    # how often the item followed the history's last item in training), the weight chosen on the
+    # validation users, 0 included (transition_term.py). It pays on logs whose next item is paired with
+    # the one before; `train --dataset` turns it on.
+    transition_term: bool = False
 
     def __post_init__(self) -> None:
         # numpy, torch-free numeric types (np.float64, np.int64, np.bool_, Fraction) become plain Python
@@ -159,7 +164,7 @@ def validate(config: GSASRecExperimentConfig) -> None:
            "None or a number > 0", c.init_std)
     _check(c.lr_decay_steps is None or (_is_int(c.lr_decay_steps) and c.lr_decay_steps >= 1), "lr_decay_steps",
            "None or an integer >= 1", c.lr_decay_steps)
-    for name in ("filter_rated", "reuse_item_embeddings", "random_windows", "logit_offset"):
+    for name in ("filter_rated", "reuse_item_embeddings", "random_windows", "logit_offset", "transition_term"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
     for name in c.metrics + [c.val_metric]:

@@ -99,6 +99,7 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
         "random_windows": longer > 0,
         "max_batches_per_epoch": 100,
         "early_stopping_patience": 1000,
+        "transition_term": True,
     }
     reasons = {
         "sequence_length": f"{LENGTH_PERCENTILE}% of the {len(lengths)} histories hold at most {typical:.0f} "
@@ -119,6 +120,8 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
                            f"window of each" if longer > 0 else "every history fits the window"),
         "max_batches_per_epoch": "validate every 100 steps at most",
         "early_stopping_patience": "the budget ends the run: validation is noisy on a few hundred users",
+        "transition_term": ("after training, add the counts of what followed each item, weighted as the "
+                            "validation users say (0: the model alone): pairs seen in training count from the start"),
     }
     return DerivedConfig(make_config(**fields), reasons)
 

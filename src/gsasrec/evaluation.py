@@ -7,6 +7,7 @@ costs only its own length, and the columns that remain are the ones the model wo
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,13 @@ from gsasrec.checkpoint import dataset_location, load_model
 from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import Sequences, Split, read_dataset
 from gsasrec.errors import GSASRecError
-from gsasrec.inference import top_items
+from gsasrec.inference import inference, last_hidden, top_items
 from gsasrec.metrics import compute_metrics
 from gsasrec.model import GSASRec
 from gsasrec.progress import JobProgress
 from gsasrec.runtime import resolve_device, resolve_precision
+from gsasrec.scoring import all_scores, best_of
+from gsasrec.transition_term import WEIGHTS, TransitionTerm
 
 
 def predict_top(model: GSASRec, inputs: Sequences, limit: int, filter_rated: bool,
@@ -66,6 +69,34 @@ def evaluate_config(model: GSASRec, split: Split, config, metrics: list | None =
                     config.score_chunk_elements, progress)
 
 
+def choose_transition_weights(model: GSASRec, split: Split, config: GSASRecExperimentConfig,
+                              term: TransitionTerm) -> tuple[TransitionTerm, dict[tuple, float]]:
+    """`term` with the weights (each order's from transition_term.WEIGHTS) that give the best val_metric
+    on `split`, ties going to the smaller sum, and each combination's figure. The model runs once per
+    batch, and each batch's scores are computed once; only the additions and the top-k are repeated."""
+    inputs, limit, rows = split.inputs, config.recommendation_limit, model.output_table.shape[0]
+    combinations = list(itertools.product(WEIGHTS, repeat=len(term.counts)))
+    ranked = {weights: np.zeros((len(inputs), limit), dtype=np.int64) for weights in combinations}
+    batch_size = max(1, min(config.eval_batch_size, config.score_chunk_elements // rows))
+    order = np.argsort(inputs.lengths, kind="stable")
+    with inference(model):
+        device = model.output_table.device
+        for start in range(0, len(inputs), batch_size):
+            users = order[start:start + batch_size]
+            histories = inputs.take(users)
+            scores = all_scores(last_hidden(model, histories), model.output_table, model.output_bias)  # (batch, rows)
+            rated = torch.from_numpy(all_items(histories, model.padding_id)).to(device) if config.filter_rated else None
+            entries = term.entries(histories)
+            for weights in combinations:
+                additions = term.additions(histories, device, weights, entries)
+                ids, _ = best_of(scores.clone(), limit, model.num_items, rated, additions)
+                ranked[weights][users] = ids.cpu().numpy()
+    figures = {weights: compute_metrics([config.val_metric], ranked[weights], split.targets)[config.val_metric]
+               for weights in combinations}
+    best = max(combinations, key=lambda weights: (figures[weights], -sum(weights)))
+    return TransitionTerm(best, term.counts), figures
+
+
 @dataclass
 class CheckpointEvaluation:
     """What evaluate_checkpoint measured, and what it measured it with."""
@@ -93,7 +124,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
 
     The dataset is <datasets_dir>/<dataset_name>, else the folder the checkpoint was trained on.
     config replaces the stored one (a bare reference state_dict needs it); overrides change evaluation
-    fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size. progress: report
+    fields of the config: metrics, recommendation_limit, filter_rated, eval_batch_size, transition_term
+    (False: the network's scores without the checkpoint's transition term). progress: report
     the ranking's progress on stderr (progress.JobProgress). precision "bf16" runs the model's matrix
     products in bfloat16 (autocast): about twice as fast on CPUs with bf16 units, metrics within rounding
     of fp32's (many times slower on a CPU without bf16 units); "auto" is bf16 where the hardware has it;
@@ -103,6 +135,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", datasets_dir: str
     precision = resolve_precision(precision, device)
     model, config, payload = load_model(path, config, device=device)
     config = make_config(**{**config.to_dict(), **overrides})
+    if not config.transition_term:
+        model.transition_term = None  # --no-transition-term: the network's scores alone
     folder = dataset_location(payload, config.dataset_name, datasets_dir)
     dataset = read_dataset(folder.name, folder.parent)
     if dataset.num_items != model.num_items:

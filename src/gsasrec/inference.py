@@ -41,10 +41,13 @@ def top_items(model: GSASRec, histories: Sequences, k: int, excluded: np.ndarray
     """(count, k) best item ids and their scores for each history, best first.
 
     excluded: (count, width) item ids that may not be recommended to each row, padded with the padding
-    id (batches.all_items gives a history's every item), or None.
+    id (batches.all_items gives a history's every item), or None. The model's transition term, when its
+    checkpoint has one (transition_term.py), is added to the scores.
     """
     with inference(model):
         device = model.output_table.device
         rated = None if excluded is None else torch.from_numpy(excluded).to(device)
+        term = model.transition_term
+        additions = None if term is None else term.additions(histories, device)
         return top_k(last_hidden(model, histories), model.output_table, k, model.num_items, rated,
-                     max_score_elements, model.output_bias)
+                     max_score_elements, model.output_bias, additions)

@@ -162,27 +162,42 @@ def mask_scores(scores: torch.Tensor, num_items: int, rated: torch.Tensor | None
     return scores
 
 
+def best_of(scores: torch.Tensor, k: int, num_items: int, rated: torch.Tensor | None = None,
+            additions: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, k) best ids and scores of a (batch, num_items + 2) score matrix, changed in place: additions
+    (rows, items, values) added, non-items and rated items set to -inf."""
+    if additions is not None:
+        scores.index_put_(additions[:2], additions[2], accumulate=True)
+    best = torch.topk(mask_scores(scores, num_items, rated), k, dim=1)
+    return best.indices, best.values
+
+
 def top_k(hidden: torch.Tensor, table: torch.Tensor, k: int, num_items: int,
           rated: torch.Tensor | None = None, max_elements: int | None = None,
-          bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch, k) best item ids and scores of hidden @ table.T + bias, non-items and rated items excluded.
+          bias: torch.Tensor | None = None, additions: tuple[torch.Tensor, ...] | None = None,
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, k) best item ids and scores of hidden @ table.T + bias (+ additions), non-items and rated
+    items excluded.
 
     hidden: (batch, dim); table: (num_items + 2, dim); bias: (num_items + 2,) or None; rated: (batch,
-    width) ids padded with the padding id. With max_elements, scores are computed for blocks of items so
-    that no (batch, block) matrix has more elements than that, and the blocks' top-k lists are merged: a
-    large catalogue never needs a (batch, num_items) matrix.
+    width) ids padded with the padding id; additions: (rows, items, values), each (entries,): values added
+    to single scores (transition_term), or None. With max_elements, scores are computed for blocks of
+    items so that no (batch, block) matrix has more elements than that, and the blocks' top-k lists are
+    merged: a large catalogue never needs a (batch, num_items) matrix.
     """
     rows = table.shape[0]
     block = rows if max_elements is None else max(k, max_elements // max(len(hidden), 1))
     if block >= rows:
-        scores = mask_scores(all_scores(hidden, table, bias), num_items, rated)  # (batch, num_items + 2)
-        best = torch.topk(scores, k, dim=1)
-        return best.indices, best.values
+        return best_of(all_scores(hidden, table, bias), k, num_items, rated, additions)
     best_ids = torch.empty(len(hidden), 0, dtype=torch.long, device=hidden.device)
     best_scores = torch.empty(len(hidden), 0, device=hidden.device)
     for start in range(0, rows, block):
         end = min(start + block, rows)
         scores = all_scores(hidden, table[start:end], None if bias is None else bias[start:end])  # (batch, block)
+        if additions is not None:
+            users, items, values = additions
+            inside = (items >= start) & (items < end)  # (entries,)
+            scores.index_put_((users[inside], items[inside] - start), values[inside], accumulate=True)
         ids = torch.arange(start, end, device=hidden.device)
         scores[:, (ids == 0) | (ids >= padding_id(num_items))] = float("-inf")
         if rated is not None:

@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
-from gsasrec.checkpoint import LAST_CHECKPOINT, dataset_location, read_resume_state, save_checkpoint
+from gsasrec.checkpoint import (
+    LAST_CHECKPOINT,
+    dataset_location,
+    load_model,
+    read_resume_state,
+    save_checkpoint,
+    store_transition_term,
+)
 from gsasrec.config import GSASRecExperimentConfig, make_config
 from gsasrec.data.folder import Dataset, fingerprint_difference
 from gsasrec.data.recipes import open_dataset
@@ -38,7 +45,7 @@ from gsasrec.distributed import (
     object_from_main,
 )
 from gsasrec.errors import GSASRecError, first_line
-from gsasrec.evaluation import check_limit, evaluate_config
+from gsasrec.evaluation import check_limit, choose_transition_weights, evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
@@ -46,6 +53,7 @@ from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_
 from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import is_main_process, new_seed, retain_freed_memory, stop_requests, warn_if_emulated
 from gsasrec.step import TrainingStep, learning_rate_at
+from gsasrec.transition_term import ORDERS, TransitionTerm
 
 
 @dataclass
@@ -341,10 +349,29 @@ class Trainer:
                     stop = stop or early_stop
                 p.seconds = time.perf_counter() - started
                 self.save_last()
+        if world.is_main and config.transition_term:
+            self.fit_transition_term()
         result = self.result(started)
         if world.is_main and self.options.compare_baselines:
             result.baselines = self.compare_with_baselines()
         return result
+
+    def fit_transition_term(self) -> None:
+        """Choose the transition term's weights on the validation users, for the final weights and for the
+        best ones, and store each in its checkpoint (config.transition_term; transition_term.py)."""
+        counted = TransitionTerm.count(self.dataset.train, self.dataset.num_items)
+        term, figures = choose_transition_weights(self.model, self.dataset.val, self.config, counted)
+        self.model.transition_term = term
+        store_transition_term(self.files.last, term)
+        if self.files.best.exists():
+            best_term = term if self.progress.best_step == self.progress.steps else choose_transition_weights(
+                load_model(self.files.best, device=self.world.device)[0], self.dataset.val, self.config, counted)[0]
+            store_transition_term(self.files.best, best_term)
+        alone = figures[(0.0,) * len(term.weights)]
+        weights = ", ".join(f"{w:g}" for w in term.weights)
+        tqdm.write(f"transition term: weights {weights} (orders {', '.join(map(str, ORDERS))}), validation "
+                   f"{self.config.val_metric} {figures[term.weights]:.4f} (the model alone {alone:.4f}); "
+                   f"stored in the checkpoints")
 
     def compare_with_baselines(self) -> dict[str, float]:
         """val_metric of the popularity and transition baselines on the validation users, printed beside

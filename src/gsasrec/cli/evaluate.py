@@ -16,12 +16,13 @@ EXAMPLES = """examples:
   gsasrec evaluate --config=configs/ml1m_gsasrec.py --checkpoint ref.pt --split test --json
   gsasrec evaluate --config configs/ml1m_gsasrec.py ref.pt --metrics nDCG@10 RR@10 P@5
   gsasrec evaluate --checkpoint runs/ml1m/last.pt --calibration --calibration-plot reliability.png
+  gsasrec evaluate --checkpoint runs/shop/last.pt --no-transition-term   # the network alone
   gsasrec evaluate --baseline transitions --dataset ml1m      # what a model must beat"""
 
 
 # config field -> the option that sets it for one evaluation
 OVERRIDES = {"metrics": "metrics", "recommendation_limit": "recommendation_limit",
-             "filter_rated": "filter_rated", "eval_batch_size": "batch_size"}
+             "filter_rated": "filter_rated", "eval_batch_size": "batch_size", "transition_term": "transition_term"}
 
 
 def register(commands) -> None:
@@ -48,6 +49,9 @@ def register(commands) -> None:
                           help="length of each ranked list (default: the config's recommendation_limit)")
     evaluate.add_argument("--filter-rated", action=argparse.BooleanOptionalAction, default=None,
                           help="exclude items already in the user's history (default: the config's)")
+    evaluate.add_argument("--transition-term", action=argparse.BooleanOptionalAction, default=None,
+                          help="add the checkpoint's transition term to the scores, when it has one (the default); "
+                               "--no-transition-term ranks by the network alone")
     evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
                           help="users scored at once (default: the config's eval_batch_size)")
     evaluate.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",

@@ -286,3 +286,8 @@ def run_export(args: argparse.Namespace) -> None:
     with JobProgress(f"exporting {args.format}"):
         path = export_scorer(model, args.output, args.format)
     print(f"wrote {path}")
+    term = model.transition_term
+    if term is not None and term.active:
+        print(f"note: the exported scorer is the network alone; this checkpoint's transition term "
+              f"({term.describe()}: n1, n2 count what followed the last one and two items in training) "
+              f"is not in it", file=sys.stderr)

@@ -72,6 +72,7 @@ function card(model) {
   add("dataset", config.dataset_name);
   add("loss", config.loss !== "gbce" ? config.loss : config.gbce_t === 0 ? "gBCE, t=0 (SASRec's BCE)" : `gBCE, t=${config.gbce_t}`);
   add("window / width / blocks", `${config.sequence_length} / ${config.embedding_dim} / ${config.num_blocks}`);
+  add("transition term", model.transition_term);
   add("probability", model.calibrated ? "calibrated (gBCE with t=1)" : "sigmoid(score), not calibrated");
   add("steps", model.steps !== undefined ? formatNumber(model.steps) + (model.minutes ? ` (${model.minutes} min)` : "") : undefined);
   for (const [name, value] of Object.entries(model.test_metrics || {})) add("test " + name, formatNumber(value));
