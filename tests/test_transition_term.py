@@ -115,8 +115,9 @@ def test_a_run_with_the_term_stores_it_and_every_command_uses_it(tmp_path, capsy
     most = int(counts.followed[row][np.argmax(counts.counts[row])])
     assert recommender.recommend([3, 7], k=3, exclude_seen=False).items[0]["item"] == most
     assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "val", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["nDCG@10"] == pytest.approx(
-        evaluation.metrics["nDCG@10"])
+    printed = capsys.readouterr()
+    assert json.loads(printed.out.strip().splitlines()[-1])["nDCG@10"] == pytest.approx(evaluation.metrics["nDCG@10"])
+    assert evaluation.model.transition_term.active and "transition term " in printed.err
     # --no-transition-term: the network alone, the figure the run printed beside the chosen one
     assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "val", "--json",
                  "--no-transition-term"]) == 0

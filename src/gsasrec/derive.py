@@ -120,8 +120,8 @@ def derive_config(dataset: Dataset, max_steps: int | None = None, step_seconds: 
                            f"window of each" if longer > 0 else "every history fits the window"),
         "max_batches_per_epoch": "validate every 100 steps at most",
         "early_stopping_patience": "the budget ends the run: validation is noisy on a few hundred users",
-        "transition_term": ("after training, add the counts of what followed each item, weighted as the "
-                            "validation users say (0: the model alone): pairs seen in training count from the start"),
+        "transition_term": ("after training, add counts of what followed the last one and two items, weighted "
+                            "as the validation users say (0: the network alone)"),
     }
     return DerivedConfig(make_config(**fields), reasons)
 

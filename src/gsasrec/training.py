@@ -53,7 +53,7 @@ from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_
 from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import is_main_process, new_seed, retain_freed_memory, stop_requests, warn_if_emulated
 from gsasrec.step import TrainingStep, learning_rate_at
-from gsasrec.transition_term import ORDERS, TransitionTerm
+from gsasrec.transition_term import TransitionTerm
 
 
 @dataclass
@@ -275,6 +275,7 @@ class Trainer:
                                           fused=device.type == "cuda")
         # One stream orders users (the same on every rank), one draws negatives (different per rank).
         self.order_generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.term_figure: float | None = None  # val_metric of the final weights with the transition term
         self.negatives_generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * (self.world.rank + 1))
         self.batches = TrainingBatches(dataset.train, config.sequence_length, self.model.padding_id,
                                        config.train_batch_size, device, config.random_windows)
@@ -367,9 +368,10 @@ class Trainer:
             best_term = term if self.progress.best_step == self.progress.steps else choose_transition_weights(
                 load_model(self.files.best, device=self.world.device)[0], self.dataset.val, self.config, counted)[0]
             store_transition_term(self.files.best, best_term)
-        alone = figures[(0.0,) * len(term.weights)]
+        self.term_figure, alone = figures[term.weights], figures[(0.0,) * len(term.weights)]
         weights = ", ".join(f"{w:g}" for w in term.weights)
-        tqdm.write(f"transition term: weights {weights} (orders {', '.join(map(str, ORDERS))}), validation "
+        orders = ", ".join(str(counts.order) for counts in term.counts)
+        tqdm.write(f"transition term: weights {weights} (orders {orders}), validation "
                    f"{self.config.val_metric} {figures[term.weights]:.4f} (the model alone {alone:.4f}); "
                    f"stored in the checkpoints")
 
@@ -382,7 +384,9 @@ class Trainer:
                                              config.filter_rated)[config.val_metric]
                      for name in BASELINES}
         figures = ", ".join(f"{name} {value:.4f}" for name, value in baselines.items())
-        tqdm.write(f"validation {config.val_metric}: this run's best {self.progress.best_metric:.4f}; "
+        with_term = "" if self.term_figure is None else \
+            f", its final weights with the transition term {self.term_figure:.4f}"
+        tqdm.write(f"validation {config.val_metric}: this run's best {self.progress.best_metric:.4f}{with_term}; "
                    f"baselines: {figures}")
         return baselines
 

@@ -85,8 +85,10 @@ class TransitionTerm:
 
     @classmethod
     def count(cls, train: Sequences, num_items: int) -> TransitionTerm:
-        """The training sequences' counts, with weights of 0 (chosen later)."""
-        return cls((0.0,) * len(ORDERS), [FollowerCounts.of(train, num_items, order) for order in ORDERS])
+        """The training sequences' counts, with weights of 0 (chosen later). An order whose keys (order + 1
+        digits base num_items + 2) would overflow int64 is left out: the second order past 2 million items."""
+        orders = [order for order in ORDERS if embedding_rows(num_items) ** (order + 1) < 2 ** 63]
+        return cls((0.0,) * len(orders), [FollowerCounts.of(train, num_items, order) for order in orders])
 
     def entries(self, histories: Sequences) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """For each order: (users, items, log(1 + count)) of the histories."""

@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> None:
         flag = f"--{OVERRIDES[error.field].replace('_', '-')}" if error.field in OVERRIDES else None
         raise GSASRecError(f"{error} (set with {flag})" if flag else str(error)) from None
     config, device = result.config, result.model.output_table.device
+    term = result.model.transition_term
+    with_term = f", transition term {term.describe()}" if term is not None and term.active else ""
     print(f"{args.split}: {len(result.split.inputs)} users, top {config.recommendation_limit}, "
-          f"filter_rated={config.filter_rated}, {result.seconds:.2f} s on {device}", file=sys.stderr)
+          f"filter_rated={config.filter_rated}{with_term}, {result.seconds:.2f} s on {device}", file=sys.stderr)
     metrics = dict(result.metrics)
     if args.calibration:
         metrics.update(report_calibration(result, args, checkpoint).measures())
@@ -157,7 +159,9 @@ def report_calibration(result, args: argparse.Namespace, checkpoint: str):
         probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives,
                                                       filter_rated=filter_rated, progress=progress)
     calibration = expected_calibration_error(probabilities, labels, weights)
-    print(f"calibration: each user's target against {args.calibration_negatives} items drawn from "
+    term = result.model.transition_term
+    network = " (the network's scores, without the transition term)" if term is not None and term.active else ""
+    print(f"calibration{network}: each user's target against {args.calibration_negatives} items drawn from "
           f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)
     plot = calibration_plot(args, checkpoint)
     save_reliability_diagram(calibration, plot, f"{Path(checkpoint).name}, {args.split} split")
