@@ -73,10 +73,11 @@ def choose_transition_weights(model: GSASRec, split: Split, config: GSASRecExper
                               term: TransitionTerm) -> tuple[TransitionTerm, dict[tuple, float]]:
     """`term` with the weights (each order's from transition_term.WEIGHTS) that give the best val_metric
     on `split`, ties going to the smaller sum, and each combination's figure. The model runs once per
-    batch, and each batch's scores are computed once; only the additions and the top-k are repeated."""
+    batch, and each batch's scores are computed once; only the additions and the top-k are repeated. The
+    measure is a mean over users, added up batch by batch: no list of every user is kept per combination."""
     inputs, limit, rows = split.inputs, config.recommendation_limit, model.output_table.shape[0]
     combinations = list(itertools.product(WEIGHTS, repeat=len(term.counts)))
-    ranked = {weights: np.zeros((len(inputs), limit), dtype=np.int64) for weights in combinations}
+    totals = dict.fromkeys(combinations, 0.0)
     batch_size = max(1, min(config.eval_batch_size, config.score_chunk_elements // rows))
     order = np.argsort(inputs.lengths, kind="stable")
     with inference(model):
@@ -90,9 +91,9 @@ def choose_transition_weights(model: GSASRec, split: Split, config: GSASRecExper
             for weights in combinations:
                 additions = term.additions(histories, device, weights, entries)
                 ids, _ = best_of(scores.clone(), limit, model.num_items, rated, additions)
-                ranked[weights][users] = ids.cpu().numpy()
-    figures = {weights: compute_metrics([config.val_metric], ranked[weights], split.targets)[config.val_metric]
-               for weights in combinations}
+                metric = compute_metrics([config.val_metric], ids.cpu().numpy(), split.targets[users])
+                totals[weights] += metric[config.val_metric] * len(users)
+    figures = {weights: total / max(len(inputs), 1) for weights, total in totals.items()}
     best = max(combinations, key=lambda weights: (figures[weights], -sum(weights)))
     return TransitionTerm(best, term.counts), figures
 
