@@ -104,8 +104,15 @@ class TransitionTerm:
         if not any(weights):
             return None
         entries = self.entries(histories) if entries is None else entries
-        kept = [(u, i, (w * v).astype(np.float32)) for w, (u, i, v) in zip(weights, entries) if w]
-        return tuple(torch.from_numpy(np.concatenate(parts)).to(device) for parts in zip(*kept))
+        kept = [(u, i, w * v) for w, (u, i, v) in zip(weights, entries) if w]
+        users, items, values = (np.concatenate(parts) for parts in zip(*kept))
+        # One entry per (history, item), the orders summed here in a fixed order: an index_put_ that adds
+        # up repeated indices may add them in any order, and a last-bit difference could swap two items.
+        rows = self.counts[0].rows
+        keys, inverse = np.unique(users * rows + items, return_inverse=True)
+        values = np.bincount(inverse.ravel(), weights=values, minlength=len(keys)).astype(np.float32)
+        users, items = np.divmod(keys, rows)
+        return tuple(torch.from_numpy(a).to(device) for a in (users, items, values))
 
     def to_payload(self) -> dict:
         return {"weights": [float(w) for w in self.weights], "orders": [c.order for c in self.counts],
