@@ -85,11 +85,21 @@ def test_a_checkpoint_keeps_its_term_and_a_damaged_one_is_one_line(tmp_path):
                for a, b in zip(loaded.counts, model.transition_term.counts))
     store_transition_term(path, TransitionTerm((0.5, 0.0), loaded.counts))
     assert load_model(path)[0].transition_term.weights == (0.5, 0.0)
-    payload = torch.load(path, weights_only=True)
-    payload["transition_term"]["followed"][1][0] = NUM_ITEMS + 9  # an id outside the catalogue
-    torch.save(payload, path)
-    with pytest.raises(GSASRecError, match=r"model.pt: transition_term does not fit a catalogue of 5 items"):
-        load_model(path)
+    good = torch.load(path, weights_only=True)
+
+    def damaged(change) -> str:
+        payload = {**good, "transition_term": {k: list(v) for k, v in good["transition_term"].items()}}
+        change(payload["transition_term"])
+        torch.save(payload, path)
+        with pytest.raises(GSASRecError) as error:
+            load_model(path)
+        return str(error.value)
+
+    assert "model.pt: transition_term does not fit a catalogue of 5 items" in damaged(
+        lambda term: term["followed"].__setitem__(1, term["followed"][1] + NUM_ITEMS + 9))  # ids outside it
+    assert "does not fit" in damaged(lambda term: term["contexts"].__setitem__(0, term["contexts"][0].flip(0)))
+    assert "finite numbers" in damaged(lambda term: term["weights"].__setitem__(0, float("nan")))
+    assert "one length" in damaged(lambda term: term["counts"].__setitem__(0, term["counts"][0][:1]))
 
 
 def test_a_run_with_the_term_stores_it_and_every_command_uses_it(tmp_path, capsys):
