@@ -24,10 +24,11 @@ import numpy as np
 from make_logs import P_CLUSTER, P_RELATED, SHAPES, World, related_slot, world_of
 
 from gsasrec.baselines import baseline_top, fit_baseline
-from gsasrec.data.folder import Sequences, offsets_of
+from gsasrec.data.folder import Sequences
 from gsasrec.data.split import leave_one_out, sample_validation_users
 from gsasrec.items import embedding_rows
 from gsasrec.metrics import compute_metrics
+from gsasrec.transition_term import FollowerCounts
 
 METRICS = ["nDCG@10", "R@1", "R@10"]
 LIMIT = 10
@@ -59,22 +60,11 @@ def top_of(probabilities: np.ndarray) -> np.ndarray:
 
 def pair_top(train: Sequences, inputs: Sequences, num_items: int) -> np.ndarray:
     """(users, LIMIT) ids ranked by second-order counts, first-order counts breaking ties and filling in."""
-    rows = embedding_rows(num_items)
-    within = np.arange(len(train.items)) - np.repeat(train.offsets[:-1], train.lengths)  # position in its sequence
-    third = np.flatnonzero(within >= 2)  # (triples,) index of each triple's last item
-    triples, counts = np.unique((train.items[third - 2] * rows + train.items[third - 1]) * rows + train.items[third],
-                                return_counts=True)
-    pair_of_triple, after = np.divmod(triples, rows)  # sorted by pair
-    ends = inputs.offsets[1:]
-    pair = inputs.items[ends - 2] * rows + inputs.items[ends - 1]  # (users,) each user's last two items
-    begin, end = np.searchsorted(pair_of_triple, pair, "left"), np.searchsorted(pair_of_triple, pair, "right")
-    matches = end - begin
-    users = np.repeat(np.arange(len(inputs)), matches)  # (entries,)
-    entries = np.arange(matches.sum()) + np.repeat(begin - offsets_of(matches)[:-1], matches)  # index of each triple
+    users, items, counts = FollowerCounts.of(train, num_items, order=2).after(inputs)  # (entries,) each
     scores = fit_baseline("transitions", train, num_items).scores(inputs)  # (users, rows): counts + popularity
-    scores[users, after[entries]] += counts[entries] * (scores.max() + 1)  # a pair's count outranks every other
+    scores[users, items] += counts * (scores.max() + 1)  # a pair's count outranks every other
     scores[:, 0] = -np.inf  # padding
-    scores[:, rows - 1:] = -np.inf  # ids past the catalogue
+    scores[:, embedding_rows(num_items) - 1:] = -np.inf  # ids past the catalogue
     return np.argsort(-scores, axis=1, kind="stable")[:, :LIMIT]
 
 

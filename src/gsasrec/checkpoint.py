@@ -179,7 +179,8 @@ def load_model(path: str | Path, config: GSASRecExperimentConfig | None = None,
                                f"score nothing meaningful (a diverged run?)")
     model.load_state_dict(state_dict)
     if payload.get("transition_term") is not None:
-        model.transition_term = TransitionTerm.from_payload(payload["transition_term"], num_items, path)
+        term = TransitionTerm.from_payload(payload["transition_term"], num_items, path)
+        model.transition_term = term if term.active else None  # weights of 0: the network's scores alone
     return model.to(device).eval(), config, payload
 
 

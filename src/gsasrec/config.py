@@ -69,10 +69,10 @@ class GSASRecExperimentConfig:
     # sequence_length + 1 consecutive items, drawn anew each batch, instead of always the last one, so
     # that the older part of a long history is trained on too (a third of ML-1M's training items).
     random_windows: bool = False
-    # Not in the reference (False is its behaviour): after training, add to the scores weight x log(1 +
-    # how often the item followed the history's last item in training), the weight chosen on the
-    # validation users, 0 included (transition_term.py). It pays on logs whose next item is paired with
-    # the one before; `train --dataset` turns it on.
+    # Not in the reference (False is its behaviour): after training, add to the scores w1 x log(1 + how
+    # often the item followed the history's last item in training) + w2 x log(1 + how often it followed
+    # the last two), the weights chosen on the validation users, 0 included (transition_term.py). It pays
+    # on logs whose next item is paired with the ones before; `train --dataset` turns it on.
     transition_term: bool = False
 
     def __post_init__(self) -> None:

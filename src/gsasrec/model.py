@@ -135,9 +135,9 @@ class GSASRec(nn.Module):
         # (docs/reference.md, "Where the defaults depart"). None: the reference's model, whose scores have
         # no bias (and whose state_dict has exactly the reference's keys).
         self.output_bias = None if initial_bias is None else nn.Parameter(torch.full((rows,), initial_bias))
-        # Item-to-item counts added to the scores at inference, when the checkpoint has them
-        # (transition_term.py; set by checkpoint.load_model, never trained): not a weight, so not in the
-        # state_dict.
+        # Item-to-item counts added to the scores at inference, when the checkpoint has them with a weight
+        # other than 0 (transition_term.py; set by checkpoint.load_model, never trained): not a weight, so
+        # not in the state_dict.
         self.transition_term = None
         if init_std is not None:
             # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the

@@ -184,9 +184,8 @@ class Recommender:
     def calibrated(self) -> bool:
         """Whether `probability` estimates the chance of the next item: gBCE with t=1 (the paper's result),
         and no transition term in the scores (it shifts them after training, by a weight chosen for ranking)."""
-        term = self.model.transition_term
         return (self.config is not None and self.config.loss == "gbce" and self.config.gbce_t == 1.0
-                and (term is None or not term.active))
+                and self.model.transition_term is None)
 
     def card(self) -> dict:
         """The model's config, what its checkpoint says of its training, and its catalogue's size."""
@@ -195,7 +194,7 @@ class Recommender:
         term = self.model.transition_term
         return {"config": asdict(self.config) if self.config is not None else {}, **self.training,
                 "num_items": self.model.num_items, "calibrated": self.calibrated,
-                "transition_term": term.describe() if term is not None and term.active else None,
+                "transition_term": term.describe() if term is not None else None,
                 "has_names": any(name is not None for name in self.catalog.names),
                 "splits": {name: self.split_size(name) for name in ("test", "val")}}
 

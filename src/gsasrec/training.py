@@ -362,7 +362,7 @@ class Trainer:
         best ones, and store each in its checkpoint (config.transition_term; transition_term.py)."""
         counted = TransitionTerm.count(self.dataset.train, self.dataset.num_items)
         term, figures = choose_transition_weights(self.model, self.dataset.val, self.config, counted)
-        self.model.transition_term = term
+        self.model.transition_term = term if term.active else None
         store_transition_term(self.files.last, term)
         if self.files.best.exists():
             best_term = term if self.progress.best_step == self.progress.steps else choose_transition_weights(

@@ -45,9 +45,7 @@ class FollowerCounts:
         rows = embedding_rows(num_items)
         position = np.arange(len(train.items)) - np.repeat(train.offsets[:-1], train.lengths)  # (events,)
         after = np.flatnonzero(position >= order)  # (n,) each event that has `order` items before it
-        context = np.zeros(len(after), dtype=np.int64)
-        for back in range(order, 0, -1):
-            context = context * rows + train.items[after - back]
+        context = context_keys(train.items, after, order, rows)
         keys, counts = np.unique(context * rows + train.items[after], return_counts=True)
         contexts, followed = np.divmod(keys, rows)
         return cls(order, rows, contexts, followed, counts.astype(np.float32))
@@ -56,15 +54,20 @@ class FollowerCounts:
         """(users, items, counts), one entry per (history, item that followed its context). A history
         shorter than the order has none."""
         long_enough = histories.lengths >= self.order
-        ends = histories.offsets[1:][long_enough]
-        context = np.zeros(len(ends), dtype=np.int64)
-        for back in range(self.order, 0, -1):
-            context = context * self.rows + histories.items[ends - back]
+        context = context_keys(histories.items, histories.offsets[1:][long_enough], self.order, self.rows)
         users = np.flatnonzero(long_enough)
         begin = np.searchsorted(self.contexts, context, "left")
         sizes = np.searchsorted(self.contexts, context, "right") - begin  # (users with a context,)
         entries = np.arange(sizes.sum()) + np.repeat(begin - offsets_of(sizes)[:-1], sizes)  # (entries,)
         return np.repeat(users, sizes), self.followed[entries], self.counts[entries]
+
+
+def context_keys(items: np.ndarray, after: np.ndarray, order: int, rows: int) -> np.ndarray:
+    """(n,) int64: the `order` items before each index of `after`, as the digits base `rows` of one key."""
+    keys = np.zeros(len(after), dtype=np.int64)
+    for back in range(order, 0, -1):
+        keys = keys * rows + items[after - back]
+    return keys
 
 
 @dataclass
@@ -81,7 +84,7 @@ class TransitionTerm:
         return any(self.weights)
 
     def describe(self) -> str:
-        return " + ".join(f"{w:g} x log(1 + n{c.order})" for w, c in zip(self.weights, self.counts) if w) or "none"
+        return " + ".join(f"{w:g} x log(1 + n{c.order})" for w, c in zip(self.weights, self.counts) if w)
 
     @classmethod
     def count(cls, train: Sequences, num_items: int) -> TransitionTerm:
@@ -90,28 +93,33 @@ class TransitionTerm:
         orders = [order for order in ORDERS if embedding_rows(num_items) ** (order + 1) < 2 ** 63]
         return cls((0.0,) * len(orders), [FollowerCounts.of(train, num_items, order) for order in orders])
 
-    def entries(self, histories: Sequences) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """For each order: (users, items, log(1 + count)) of the histories."""
+    def entries(self, histories: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, items, logs): one entry per (history, item) that followed any of the history's contexts,
+        and logs (orders, entries) its log(1 + count) for each order, 0 where that order's context was
+        never followed by it. One entry per pair, so that each score gets a single addition: an
+        index_put_ that adds up repeated indices may add them in any order, and a last-bit difference
+        could swap two items."""
         found = [counts.after(histories) for counts in self.counts]
-        return [(users, items, np.log1p(n)) for users, items, n in found]
+        rows = self.counts[0].rows
+        keys, inverse = np.unique(np.concatenate([users * rows + items for users, items, _ in found]),
+                                  return_inverse=True)
+        logs = np.zeros((len(found), len(keys)))
+        ends = offsets_of(np.array([len(users) for users, _, _ in found]))
+        for order, (_, _, counts) in enumerate(found):
+            logs[order, inverse.ravel()[ends[order]:ends[order + 1]]] = np.log1p(counts)
+        users, items = np.divmod(keys, rows)
+        return users, items, logs
 
     def additions(self, histories: Sequences, device: torch.device | str,
                   weights: tuple[float, ...] | None = None,
-                  entries: list | None = None) -> tuple[torch.Tensor, ...] | None:
+                  entries: tuple[np.ndarray, ...] | None = None) -> tuple[torch.Tensor, ...] | None:
         """(users, items, values) tensors to add to a (histories, rows) score matrix, with these weights
         (default the term's own) and entries (default computed here); None when every weight is 0."""
         weights = self.weights if weights is None else weights
         if not any(weights):
             return None
-        entries = self.entries(histories) if entries is None else entries
-        kept = [(u, i, w * v) for w, (u, i, v) in zip(weights, entries) if w]
-        users, items, values = (np.concatenate(parts) for parts in zip(*kept))
-        # One entry per (history, item), the orders summed here in a fixed order: an index_put_ that adds
-        # up repeated indices may add them in any order, and a last-bit difference could swap two items.
-        rows = self.counts[0].rows
-        keys, inverse = np.unique(users * rows + items, return_inverse=True)
-        values = np.bincount(inverse.ravel(), weights=values, minlength=len(keys)).astype(np.float32)
-        users, items = np.divmod(keys, rows)
+        users, items, logs = self.entries(histories) if entries is None else entries
+        values = (np.asarray(weights, dtype=np.float64) @ logs).astype(np.float32)  # (entries,)
         return tuple(torch.from_numpy(a).to(device) for a in (users, items, values))
 
     def to_payload(self) -> dict:

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
         raise GSASRecError(f"{error} (set with {flag})" if flag else str(error)) from None
     config, device = result.config, result.model.output_table.device
     term = result.model.transition_term
-    with_term = f", transition term {term.describe()}" if term is not None and term.active else ""
+    with_term = f", transition term {term.describe()}" if term is not None else ""
     print(f"{args.split}: {len(result.split.inputs)} users, top {config.recommendation_limit}, "
           f"filter_rated={config.filter_rated}{with_term}, {result.seconds:.2f} s on {device}", file=sys.stderr)
     metrics = dict(result.metrics)
@@ -159,8 +159,7 @@ def report_calibration(result, args: argparse.Namespace, checkpoint: str):
         probabilities, labels, weights = scored_pairs(result.model, result.split, args.calibration_negatives,
                                                       filter_rated=filter_rated, progress=progress)
     calibration = expected_calibration_error(probabilities, labels, weights)
-    term = result.model.transition_term
-    network = " (the network's scores, without the transition term)" if term is not None and term.active else ""
+    network = " (the network's scores, without the transition term)" if result.model.transition_term else ""
     print(f"calibration{network}: each user's target against {args.calibration_negatives} items drawn from "
           f"{'its unrated items' if filter_rated else 'the whole catalogue'}", file=sys.stderr)
     plot = calibration_plot(args, checkpoint)

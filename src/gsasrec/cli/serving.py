@@ -287,7 +287,7 @@ def run_export(args: argparse.Namespace) -> None:
         path = export_scorer(model, args.output, args.format)
     print(f"wrote {path}")
     term = model.transition_term
-    if term is not None and term.active:
+    if term is not None:
         print(f"note: the exported scorer is the network alone; this checkpoint's transition term "
               f"({term.describe()}: n1, n2 count what followed the last one and two items in training) "
               f"is not in it", file=sys.stderr)
