@@ -22,6 +22,7 @@ import torch
 from gsasrec.batches import TrainingBatches
 from gsasrec.config import load_config
 from gsasrec.data.folder import read_dataset
+from gsasrec.derive import parse_overrides, with_overrides
 from gsasrec.evaluation import evaluate_config
 from gsasrec.model import GSASRec
 from gsasrec.runtime import resolve_device, retain_freed_memory
@@ -42,6 +43,8 @@ def peak_memory_mb(device: torch.device) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
+                        help="replace one config field, e.g. --set shared_negatives=True")
     parser.add_argument("--datasets-dir")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up (default 20)")
@@ -55,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup = 5, 1
-    config = load_config(args.config)
+    config = with_overrides(load_config(args.config), parse_overrides(args.overrides))
     device = resolve_device(args.device)
     if device.type == "cpu" and not args.keep_malloc:
         retain_freed_memory()

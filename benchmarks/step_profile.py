@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gsasrec.batches import TrainingBatches
 from gsasrec.config import load_config
 from gsasrec.data.folder import read_dataset
+from gsasrec.derive import parse_overrides, with_overrides
 from gsasrec.model import GSASRec
 from gsasrec.runtime import retain_freed_memory
 from gsasrec.step import TrainingStep
@@ -66,13 +67,16 @@ def matmul_throughput(dtype: torch.dtype, size: int = 2048) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
+                        help="replace one config field, e.g. --set shared_negatives=True")
     parser.add_argument("--datasets-dir")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no-pack", action="store_true")
+    parser.add_argument("--top", type=int, default=0, help="also list the N ops with the most self CPU time")
     args = parser.parse_args()
     retain_freed_memory()
-    config = load_config(args.config)
+    config = with_overrides(load_config(args.config), parse_overrides(args.overrides))
     dataset = read_dataset(config.dataset_name, args.datasets_dir)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -89,7 +93,7 @@ def main() -> None:
         step(batch_list[3])
     flops = counter.get_total_flops()
     started = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.top > 0) as profiler:
         for batch in batch_list[4:]:
             step(batch)
     wall = (time.perf_counter() - started) / args.steps
@@ -107,6 +111,13 @@ def main() -> None:
     print("| --- | --- | --- |")
     for group, micros in sorted(per_group.items(), key=lambda kv: -kv[1]):
         print(f"| {group} | {micros / 1000 / args.steps:.1f} | {micros / total:.0%} |")
+
+    if args.top:
+        print("\n| op (input shapes) | calls per step | ms per step |\n| --- | --- | --- |")
+        events = sorted(profiler.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+        for event in events[:args.top]:
+            print(f"| {event.key} {event.input_shapes} | {event.count / args.steps:g} | "
+                  f"{event.self_cpu_time_total / 1000 / args.steps:.1f} |")
 
 
 if __name__ == "__main__":

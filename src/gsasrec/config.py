@@ -74,6 +74,13 @@ class GSASRecExperimentConfig:
     # the last two), the weights chosen on the validation users, 0 included (transition_term.py). It pays
     # on logs whose next item is paired with the ones before; `train --dataset` turns it on.
     transition_term: bool = False
+    # Not in the reference (False is its behaviour): draw the negatives once per batch row and score every
+    # position of the row against them, instead of drawing them for each position. Each position still
+    # scores negs_per_pos uniform draws, so its expected loss is the same; the positions of one row (one
+    # user, or the few users packed into it) share them. The (positions, items) logits of the dense path
+    # become one batched product with negs_per_pos columns: a cheaper step (benchmarks/RESULTS.md,
+    # "Negatives shared by a row").
+    shared_negatives: bool = False
 
     def __post_init__(self) -> None:
         # numpy, torch-free numeric types (np.float64, np.int64, np.bool_, Fraction) become plain Python
@@ -164,7 +171,8 @@ def validate(config: GSASRecExperimentConfig) -> None:
            "None or a number > 0", c.init_std)
     _check(c.lr_decay_steps is None or (_is_int(c.lr_decay_steps) and c.lr_decay_steps >= 1), "lr_decay_steps",
            "None or an integer >= 1", c.lr_decay_steps)
-    for name in ("filter_rated", "reuse_item_embeddings", "random_windows", "logit_offset", "transition_term"):
+    for name in ("filter_rated", "reuse_item_embeddings", "random_windows", "logit_offset", "transition_term",
+                 "shared_negatives"):
         _check(isinstance(getattr(c, name), bool), name, "True or False", getattr(c, name))
     _check(len(c.metrics) > 0, "metrics", "a non-empty list of measures", c.metrics)
     for name in c.metrics + [c.val_metric]:

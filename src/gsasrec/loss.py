@@ -44,13 +44,19 @@ def gbce_loss(logits: torch.Tensor, beta: float, mask: torch.Tensor | None = Non
     logits: (..., 1 + negatives), column 0 the positive. mask: (...), true where the position counts;
     without it every position counts. Computed in float32 whatever the input dtype.
     """
-    logits = logits.float()
-    negatives = logits.shape[-1] - 1
-    per_position = beta * F.softplus(-logits[..., 0]) + F.softplus(logits[..., 1:]).sum(-1)  # (...)
+    return gbce_loss_split(logits[..., 0], logits[..., 1:], beta, mask)
+
+
+def gbce_loss_split(positive: torch.Tensor, negatives: torch.Tensor, beta: float,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """gbce_loss with the positive's logits (...) and the negatives' (..., negatives) apart: no
+    (..., 1 + negatives) copy is made when they come from two products."""
+    count = negatives.shape[-1] + 1
+    per_position = beta * F.softplus(-positive.float()) + F.softplus(negatives.float()).sum(-1)  # (...)
     if mask is not None:
         mask = mask.to(per_position.dtype)
-        return (per_position * mask).sum() / (mask.sum() * (negatives + 1))
-    return per_position.mean() / (negatives + 1)
+        return (per_position * mask).sum() / (mask.sum() * count)
+    return per_position.mean() / count
 
 
 def full_ce_loss(all_logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:

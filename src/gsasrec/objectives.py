@@ -10,38 +10,62 @@ from __future__ import annotations
 import torch
 
 from gsasrec.batches import sample_negatives
-from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, sampled_ce_loss
-from gsasrec.scoring import all_logits, candidate_logits, use_dense_logits
+from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, gbce_loss_split, sampled_ce_loss
+from gsasrec.scoring import all_logits, candidate_logits, row_shared_logits, use_dense_logits
 
 
 class SampledObjective:
-    """The positive and `negs_per_pos` uniform negatives of each position: (positions, 1 + negatives)."""
+    """The positive and `negs_per_pos` uniform negatives of each position: (positions, 1 + negatives).
+    With shared_negatives the negatives are drawn once per batch row (config.shared_negatives)."""
 
-    def __init__(self, num_items: int, negs_per_pos: int):
-        self.num_items, self.negs_per_pos = num_items, negs_per_pos
+    def __init__(self, num_items: int, negs_per_pos: int, shared_negatives: bool = False):
+        self.num_items, self.negs_per_pos, self.shared_negatives = num_items, negs_per_pos, shared_negatives
         self.logits_per_position = negs_per_pos + 1
 
-    def logits(self, positions: torch.Tensor, positives: torch.Tensor, model, generator: torch.Generator):
-        """(logits, candidates): logits (positions, 1 + negatives), candidates the ids they score."""
-        negatives = sample_negatives(len(positions), self.negs_per_pos, self.num_items, generator,
-                                     positions.device)  # (positions, negatives)
+    def negatives(self, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """(count, negatives): one draw for each position, or for each row with shared_negatives."""
+        return sample_negatives(count, self.negs_per_pos, self.num_items, generator, device)
+
+    def candidate_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, candidates) of the positions hidden[valid]: logits (positions, 1 + negatives),
+        candidates the ids they score. hidden: (rows, width, dim); valid, labels: (rows, width)."""
+        positives = labels[valid]  # (positions,)
+        if self.shared_negatives:
+            negatives = self.negatives(len(hidden), generator, hidden.device)  # (rows, negatives)
+            positive, scored = row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias)
+            logits = torch.cat([positive[valid].unsqueeze(1), scored[valid]], dim=1)
+            negatives = negatives.unsqueeze(1).expand(-1, valid.shape[1], -1)[valid]  # (positions, negatives)
+            return logits, torch.cat([positives.unsqueeze(1), negatives], dim=1)
+        positions = hidden[valid]  # (positions, dim)
+        negatives = self.negatives(len(positions), generator, positions.device)  # (positions, negatives)
         dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
         logits = candidate_logits(positions, model.output_table, positives, negatives, dense, model.output_bias)
         return logits, torch.cat([positives.unsqueeze(1), negatives], dim=1)
 
 
 class GBCEObjective(SampledObjective):
-    def __init__(self, num_items: int, negs_per_pos: int, t: float):
-        super().__init__(num_items, negs_per_pos)
+    def __init__(self, num_items: int, negs_per_pos: int, t: float, shared_negatives: bool = False):
+        super().__init__(num_items, negs_per_pos, shared_negatives)
         self.beta = gbce_beta(num_items, negs_per_pos, t)
 
-    def loss(self, logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def loss(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+             generator: torch.Generator) -> torch.Tensor:
+        """Mean gBCE over the positions hidden[valid] (hidden: (rows, width, dim); valid, labels: (rows, width))."""
+        if self.shared_negatives:
+            # Every position of the padded grid is scored and the padding masked out of the mean: cheaper than
+            # picking the valid positions out of the (rows, width, negatives) logits and scattering back.
+            negatives = self.negatives(len(hidden), generator, hidden.device)  # (rows, negatives)
+            positive, scored = row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias)
+            return gbce_loss_split(positive, scored, self.beta, valid)
+        logits, _ = self.candidate_logits(hidden, valid, labels, model, generator)
         return gbce_loss(logits, self.beta)
 
 
 class SampledCEObjective(SampledObjective):
-    def loss(self, logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        return sampled_ce_loss(logits, candidates)
+    def loss(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+             generator: torch.Generator) -> torch.Tensor:
+        return sampled_ce_loss(*self.candidate_logits(hidden, valid, labels, model, generator))
 
 
 class FullCEObjective:
@@ -50,11 +74,9 @@ class FullCEObjective:
     def __init__(self, num_items: int):
         self.logits_per_position = num_items + 2
 
-    def logits(self, positions: torch.Tensor, positives: torch.Tensor, model, generator: torch.Generator):
-        return all_logits(positions, model.output_table, model.output_bias), positives
-
-    def loss(self, logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-        return full_ce_loss(logits, positives)
+    def loss(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+             generator: torch.Generator) -> torch.Tensor:
+        return full_ce_loss(all_logits(hidden[valid], model.output_table, model.output_bias), labels[valid])
 
 
 def objective_for(config, num_items: int):
@@ -62,5 +84,5 @@ def objective_for(config, num_items: int):
     if config.loss == "ce":
         return FullCEObjective(num_items)
     if config.loss == "sampled_ce":
-        return SampledCEObjective(num_items, config.negs_per_pos)
-    return GBCEObjective(num_items, config.negs_per_pos, config.gbce_t)
+        return SampledCEObjective(num_items, config.negs_per_pos, config.shared_negatives)
+    return GBCEObjective(num_items, config.negs_per_pos, config.gbce_t, config.shared_negatives)

@@ -144,6 +144,24 @@ def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch
     return logits if bias is None else logits + gather_rows(bias, candidates)
 
 
+def row_shared_logits(hidden: torch.Tensor, labels: torch.Tensor, table: torch.Tensor, negatives: torch.Tensor,
+                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 logits of every position of every row: its label (rows, width) and its row's negatives
+    (rows, width, negatives); padding positions included, for the caller to mask.
+
+    hidden: (rows, width, dim); labels: (rows, width) ids; negatives: (rows, negatives). At each position
+    equal to candidate_logits with the row's negatives repeated for it (tested), at the cost of one batched
+    product against rows x negatives embeddings instead of a (positions, items) one.
+    """
+    positive = (hidden * gather_rows(table, labels)).sum(-1)  # (rows, width)
+    scored = torch.bmm(hidden, gather_rows(table, negatives).transpose(1, 2))  # (rows, width, negatives)
+    positive, scored = positive.float(), scored.float()
+    if bias is not None:
+        positive = positive + gather_rows(bias, labels)
+        scored = scored + gather_rows(bias, negatives).unsqueeze(1)
+    return positive, scored
+
+
 def all_scores(hidden: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """(batch, rows) float32 scores of hidden against every row of table, plus each row's bias."""
     scores = (hidden @ table.T).float()

@@ -46,12 +46,10 @@ class TrainingStep:
         inputs, labels = batch.inputs, batch.labels
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             hidden = self.forward(inputs, positions=batch.positions, segments=batch.segments)  # (rows, length, dim)
+            # Only positions with a real input carry a loss; about half of an unpacked ML-1M batch is padding.
             valid = inputs != self.model.padding_id  # (batch, length)
-            # Only positions with a real input carry a loss; about half of an ML-1M batch is padding.
-            positions = hidden[valid]  # (positions, dim)
-            positives = labels[valid]  # (positions,)
-            logits, scored = self.objective.logits(positions, positives, self.model, self.generator)
-        return self.objective.loss(logits, scored)  # in float32 whatever the autocast dtype
+            # The losses compute in float32 whatever the autocast dtype (autocast lowers only the products).
+            return self.objective.loss(hidden, valid, labels, self.model, self.generator)
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         loss = self.loss(batch)
