@@ -18,6 +18,19 @@ def test_shipped_seed_configs_load_with_the_seed_hyperparameters():
     assert (sasrec.negs_per_pos, sasrec.gbce_t, sasrec.reuse_item_embeddings) == (1, 0.0, False)
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.py")), ids=lambda path: path.name)
+def test_every_shipped_config_loads(path):
+    assert load_config(path).dataset_name
+
+
+def test_the_shared_negatives_recipes_are_the_ten_minute_recipes_with_twice_the_steps():
+    for per_position, shared in (("ml1m_gsasrec_10min.py", "ml1m_gsasrec_shared.py"),
+                                 ("ml1m_gsasrec_t1_10min.py", "ml1m_gsasrec_t1_shared.py")):
+        before, after = (load_config(REPO / "configs" / name).to_dict() for name in (per_position, shared))
+        assert {k: v for k, v in after.items() if before[k] != v} == {"shared_negatives": True, "lr_decay_steps": 2800}
+    assert not GSASRecExperimentConfig(dataset_name="x").shared_negatives  # the reference's draws by default
+
+
 def test_defaults_are_the_reference_defaults():
     c = GSASRecExperimentConfig(dataset_name="x")
     assert (c.sequence_length, c.embedding_dim, c.train_batch_size, c.num_heads, c.num_blocks,
