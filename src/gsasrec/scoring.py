@@ -44,7 +44,9 @@ class _GatherRows(torch.autograd.Function):
     def forward(ctx, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(ids)
         ctx.table_shape, ctx.table_dtype = table.shape, table.dtype
-        return table[ids]
+        # index_select of the flattened ids copies the same rows as table[ids], several times faster on a
+        # CPU (advanced indexing with a 2-d index took 6 ms a call in the training step).
+        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, *table.shape[1:])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
