@@ -5,9 +5,9 @@
 #   SEEDS="0 1" bash benchmarks/time_to_quality.sh ../shared/datasets gsasrec
 #   STEPS=2 SEEDS=0 bash benchmarks/time_to_quality.sh ../shared/datasets sasrec    (a quick check of the script)
 # Recipes: gsasrec (t=0.75, 10 minutes), gsasrec_t1 (t=1.0, 10 minutes), sasrec (1 negative, t=0, 3 minutes);
-# gsasrec_shared and gsasrec_t1_shared (negatives shared by a batch row, 2,800 steps, under 10 minutes). One run
-# at a time: two
-# trainings side by side on a 2-core machine slow each other down. Runs land in benchmarks/runs/.
+# gsasrec_shared and gsasrec_t1_shared (negatives shared by a batch row, 2,800 steps, under 10 minutes).
+# One run at a time: two trainings side by side on a 2-core machine slow each other down. Runs land in
+# benchmarks/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 datasets=${1:-../shared/datasets}

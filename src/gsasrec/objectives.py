@@ -26,21 +26,35 @@ class SampledObjective:
         """(count, negatives): one draw for each position, or for each row with shared_negatives."""
         return sample_negatives(count, self.negs_per_pos, self.num_items, generator, device)
 
-    def candidate_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
-                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, candidates) of the positions hidden[valid]: logits (positions, 1 + negatives),
-        candidates the ids they score. hidden: (rows, width, dim); valid, labels: (rows, width)."""
+    def grid_logits(self, hidden: torch.Tensor, labels: torch.Tensor, model,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """With shared_negatives: float32 logits of every position of the padded grid, its label's
+        (rows, width) and its row's negatives' (rows, width, negatives), one draw per row. hidden: (rows,
+        width, dim); labels: (rows, width)."""
+        negatives = self.negatives(len(hidden), generator, hidden.device)  # (rows, negatives)
+        return row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias), negatives
+
+    def position_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, positives, negatives) of the positions hidden[valid]: logits (positions, 1 + negatives),
+        column 0 the positive; the ids they score, positives (positions,) and negatives (positions,
+        negatives). hidden: (rows, width, dim); valid, labels: (rows, width)."""
         positives = labels[valid]  # (positions,)
         if self.shared_negatives:
-            negatives = self.negatives(len(hidden), generator, hidden.device)  # (rows, negatives)
-            positive, scored = row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias)
+            (positive, scored), negatives = self.grid_logits(hidden, labels, model, generator)
             logits = torch.cat([positive[valid].unsqueeze(1), scored[valid]], dim=1)
-            negatives = negatives.unsqueeze(1).expand(-1, valid.shape[1], -1)[valid]  # (positions, negatives)
-            return logits, torch.cat([positives.unsqueeze(1), negatives], dim=1)
+            return logits, positives, negatives.unsqueeze(1).expand(-1, valid.shape[1], -1)[valid]
         positions = hidden[valid]  # (positions, dim)
         negatives = self.negatives(len(positions), generator, positions.device)  # (positions, negatives)
         dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
         logits = candidate_logits(positions, model.output_table, positives, negatives, dense, model.output_bias)
+        return logits, positives, negatives
+
+    def candidate_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
+                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, candidates) of the positions hidden[valid]: both (positions, 1 + negatives), candidates
+        the ids the logits score."""
+        logits, positives, negatives = self.position_logits(hidden, valid, labels, model, generator)
         return logits, torch.cat([positives.unsqueeze(1), negatives], dim=1)
 
 
@@ -55,11 +69,9 @@ class GBCEObjective(SampledObjective):
         if self.shared_negatives:
             # Every position of the padded grid is scored and the padding masked out of the mean: cheaper than
             # picking the valid positions out of the (rows, width, negatives) logits and scattering back.
-            negatives = self.negatives(len(hidden), generator, hidden.device)  # (rows, negatives)
-            positive, scored = row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias)
+            (positive, scored), _ = self.grid_logits(hidden, labels, model, generator)
             return gbce_loss_split(positive, scored, self.beta, valid)
-        logits, _ = self.candidate_logits(hidden, valid, labels, model, generator)
-        return gbce_loss(logits, self.beta)
+        return gbce_loss(self.position_logits(hidden, valid, labels, model, generator)[0], self.beta)
 
 
 class SampledCEObjective(SampledObjective):
