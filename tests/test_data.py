@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from synthetic import write_cycle_dataset
 
-from gsasrec.data.folder import Sequences, read_dataset, resolve_datasets_dir
+from gsasrec.data.folder import (
+    Sequences,
+    parse_plain_digits,
+    parse_sequences,
+    read_dataset,
+    read_sequences,
+    resolve_datasets_dir,
+)
 from gsasrec.data.split import leave_one_out, reference_validation_users
 from gsasrec.errors import GSASRecError
 
@@ -103,3 +110,26 @@ def test_reading_ml1m(shared_datasets):
     dataset = read_dataset("ml1m", shared_datasets)
     assert len(dataset.train) == 6040 and len(dataset.val.inputs) == 512
     assert int(dataset.test.inputs.lengths.sum() + len(dataset.test.targets)) == 999_611
+
+
+def test_fast_digit_parser_reads_what_the_line_parser_reads(tmp_path):
+    # read_sequences takes plain files (digits, blanks, \n or \r\n) through array passes and hands every
+    # other file to parse_sequences; either way the same sequences, or the same one-line error.
+    rng = np.random.default_rng(0)
+    pieces = ["1", "7", "12", "0", "13", "004", "1234567890123456789012", " ", "  ", "\t", "\n", "\r\n", "\r",
+              "x", "-3", "2.5", "\u00a0", "\n\n"]
+    path = tmp_path / "input.txt"
+    fast_ones = 0
+    for _ in range(400):
+        text = "".join(rng.choice(pieces, size=int(rng.integers(0, 14))))
+        path.write_bytes(text.encode())
+        fast_ones += parse_plain_digits(text.encode()) is not None
+        outcomes = []
+        for fast in (True, False):
+            try:
+                sequences = read_sequences(path, 12) if fast else parse_sequences(text.splitlines(), 12, path)
+                outcomes.append((sequences.items.tolist(), sequences.offsets.tolist()))
+            except GSASRecError as error:
+                outcomes.append(str(error))
+        assert outcomes[0] == outcomes[1], repr(text)
+    assert fast_ones > 50  # the fast path was taken, not only the fallback

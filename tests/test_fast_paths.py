@@ -1,11 +1,13 @@
-"""Fast paths equal the plain ones: logits (dense vs gather), evaluation (trimmed vs full width)."""
+"""Fast paths equal the plain ones: logits (dense vs gather), evaluation (trimmed vs full width, the
+ranking shortcuts vs the full computation)."""
 
 import numpy as np
+import pytest
 import torch
 
 from gsasrec.batches import left_padded
 from gsasrec.data.folder import Sequences
-from gsasrec.evaluation import predict_top
+from gsasrec.evaluation import BATCH_POSITIONS, length_sorted_batches, predict_top
 from gsasrec.loss import gbce_loss
 from gsasrec.model import GSASRec
 from gsasrec.scoring import candidate_logits, gather_rows, mask_scores, use_dense_logits
@@ -97,3 +99,58 @@ def test_gathered_gradients_are_the_same_in_every_run():
         expected = torch.zeros_like(table, dtype=torch.float64).index_put_(
             (ids.flatten(),), weights.reshape(-1, *table.shape[1:]).double(), accumulate=True)
         torch.testing.assert_close(gradients[0].double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def ranking_inputs(model: GSASRec) -> torch.Tensor:
+    """Left-padded rows: all padding, one item, two items, the whole width, and random lengths."""
+    rng = np.random.default_rng(3)
+    lengths = [0, 1, 2, model.sequence_length] + list(rng.integers(0, model.sequence_length + 1, 12))
+    histories = Sequences.from_lists([list(rng.integers(1, model.num_items + 1, n)) for n in lengths])
+    return torch.from_numpy(left_padded(histories, model.sequence_length, model.padding_id))
+
+
+def test_ranking_shortcuts_equal_the_full_computation():
+    # last_only folds the last block's key/value projections into its one query (attend_one), and
+    # keys_from_tables gathers the first block's from projected tables: the full computation's last row.
+    for blocks, heads in [(1, 1), (2, 2), (3, 4)]:
+        torch.manual_seed(blocks)
+        model = GSASRec(25, 11, embedding_dim=16, num_heads=heads, num_blocks=blocks, dropout_rate=0.3,
+                        initial_bias=-2.0).eval()
+        inputs = ranking_inputs(model)
+        with torch.no_grad():
+            full = model(inputs)[:, -1]
+            for tables in (False, True):
+                torch.testing.assert_close(model.last_hidden(inputs, keys_from_tables=tables), full,
+                                           atol=1e-5, rtol=1e-5)
+
+
+def test_projected_tables_follow_the_weights():
+    torch.manual_seed(0)
+    model = GSASRec(25, 11, embedding_dim=16, num_heads=2, num_blocks=2, dropout_rate=0.3, initial_bias=-2.0)
+    inputs = ranking_inputs(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    with pytest.raises(ValueError, match="eval mode"):
+        model.first_keys_and_values(inputs, torch.arange(11))  # training mode: the tables leave out dropout
+    before = None
+    for _ in range(2):
+        model.eval()
+        with torch.no_grad():
+            tabled = model.last_hidden(inputs, keys_from_tables=True)
+            torch.testing.assert_close(tabled, model(inputs)[:, -1], atol=1e-5, rtol=1e-5)
+        if before is not None:
+            assert not torch.allclose(tabled, before)  # the step changed the tables
+        before = tabled
+        model.train()
+        optimizer.zero_grad()
+        model(inputs).square().mean().backward()
+        optimizer.step()
+
+
+def test_length_sorted_batches_cover_every_user_within_both_limits():
+    lengths = np.random.default_rng(0).integers(0, 400, 1000)
+    batches = list(length_sorted_batches(lengths, 64, 200))
+    assert np.array_equal(np.concatenate(batches), np.argsort(lengths, kind="stable"))
+    for users in batches:
+        width = min(max(lengths[users].max(), 1), 200)
+        assert len(users) <= 64 and (len(users) * width <= BATCH_POSITIONS or len(users) == 1)
+    assert [len(u) for u in length_sorted_batches(np.array([10**6, 5]), 64, 10**6)] == [1, 1]

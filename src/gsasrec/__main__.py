@@ -1,5 +1,3 @@
-import sys
+from gsasrec.cli import entry
 
-from gsasrec.cli import main
-
-sys.exit(main())
+entry()

@@ -14,6 +14,9 @@ from torch import nn
 from gsasrec.items import embedding_rows, padding_id
 from gsasrec.loss import initial_logit_offset
 
+# The largest id table projected_tables keeps: 256 MB of float32 (1,048,576 ids at dim 32, 262,144 at dim 128).
+PROJECTED_IDS_MAX_ELEMENTS = 1 << 26
+
 
 def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """Inverted dropout. On the CPU each mask element is 16 random bits compared with a threshold: the
@@ -55,17 +58,16 @@ class MultiHeadAttention(nn.Module):
         self.key_proj = nn.Linear(dim, dim)
         self.val_proj = nn.Linear(dim, dim)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor,
+                keys_and_values: torch.Tensor | None = None) -> torch.Tensor:
+        """keys_and_values: (batch, key_length, 2 * dim) the projections of `keys` when the caller has
+        them already (GSASRec.first_keys_and_values)."""
         batch, query_length, dim = queries.shape
         key_length = keys.shape[1]
         head_dim = dim // self.num_heads
         q = self.query_proj(queries).view(batch, query_length, self.num_heads, head_dim).transpose(1, 2)
-        # Keys and values in one product of the shared input with both weights stacked: the input is read
-        # (and under autocast cast) once, and a (tokens, 2 * dim) product runs closer to the machine's
-        # peak than two narrow ones.
-        weight = torch.cat([self.key_proj.weight, self.val_proj.weight])  # (2 * dim, dim)
-        bias = torch.cat([self.key_proj.bias, self.val_proj.bias])
-        keys_and_values = F.linear(keys, weight, bias)  # (batch, key_length, 2 * dim)
+        if keys_and_values is None:
+            keys_and_values = F.linear(keys, *self.key_value_weights())  # (batch, key_length, 2 * dim)
         k = keys_and_values[..., :dim].reshape(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
         v = keys_and_values[..., dim:].reshape(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
         if self.training and self.dropout_rate > 0 and q.device.type == "cpu":
@@ -76,6 +78,34 @@ class MultiHeadAttention(nn.Module):
                 q, k, v, attn_mask=allowed, dropout_p=self.dropout_rate if self.training else 0.0
             )
         return attended.transpose(1, 2).reshape(batch, query_length, dim)
+
+    def key_value_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2 * dim, dim) weight and (2 * dim,) bias: keys and values in one product of the shared input
+        with both weights stacked, so the input is read (and under autocast cast) once, and a
+        (tokens, 2 * dim) product runs closer to the machine's peak than two narrow ones."""
+        return (torch.cat([self.key_proj.weight, self.val_proj.weight]),
+                torch.cat([self.key_proj.bias, self.val_proj.bias]))
+
+    def attend_one(self, query: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, dim): forward() for one query per row, without training-time dropout.
+
+        The key and value projections are folded into the query and the result instead of applied to
+        every key: q . (W_k h_j + b_k) = (W_k^T q) . h_j + q . b_k, whose last term is the same for every
+        j and so drops out of the softmax; and sum_j p_j (W_v h_j + b_v) = W_v (sum_j p_j h_j) + b_v, the
+        weights p_j summing to 1. The same numbers up to rounding, without the (tokens, dim) x (dim,
+        2 * dim) product that was a third of a ranking's arithmetic.
+        """
+        batch, _, dim = query.shape
+        heads, head_dim = self.num_heads, dim // self.num_heads
+        q = self.query_proj(query).view(batch, heads, head_dim)
+        key_weight = self.key_proj.weight.view(heads, head_dim, dim)
+        folded = torch.einsum("bhd,hdk->bhk", q, key_weight)  # (batch, heads, dim)
+        scores = torch.bmm(folded, keys.transpose(1, 2)) * head_dim ** -0.5  # (batch, heads, key_length)
+        weights = torch.softmax(scores.masked_fill(~allowed.view(batch, 1, -1), float("-inf")), dim=-1)
+        context = torch.bmm(weights, keys)  # (batch, heads, dim)
+        value_weight = self.val_proj.weight.view(heads, head_dim, dim)
+        attended = torch.einsum("bhk,hdk->bhd", context, value_weight) + self.val_proj.bias.view(heads, head_dim)
+        return attended.reshape(batch, 1, dim)
 
     def attention_with_cpu_dropout(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                    allowed: torch.Tensor) -> torch.Tensor:
@@ -95,15 +125,18 @@ class TransformerBlock(nn.Module):
         self.dense2 = nn.Linear(dim, dim)
         self.dropout = Dropout(dropout_rate)
 
-    def forward(self, h: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor,
-                last_only: bool = False) -> torch.Tensor:
-        # last_only: compute just the final position's output (all that scoring needs); the keys
-        # still cover every position, so the result equals the last row of the full computation.
+    def forward(self, h: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor, last_only: bool = False,
+                keys_and_values: torch.Tensor | None = None) -> torch.Tensor:
+        # last_only (eval mode): compute just the final position's output (all that scoring needs); the
+        # keys still cover every position, so the result equals the last row of the full computation.
         queries = self.first_norm(h[:, -1:] if last_only else h)
-        if last_only:
-            allowed, mask = allowed[:, :, -1:], mask[:, -1:]
         # Keys and values come from the un-normalised h, the residual goes onto the normalised queries.
-        a = self.second_norm(self.multihead_attention(queries, h, allowed) + queries)
+        if last_only:
+            attended = self.multihead_attention.attend_one(queries, h, allowed[:, :, -1])
+            mask = mask[:, -1:]
+        else:
+            attended = self.multihead_attention(queries, h, allowed, keys_and_values)
+        a = self.second_norm(attended + queries)
         f = self.dropout(self.dense2(self.dropout(F.relu(self.dense1(a))))) + a
         return f * mask
 
@@ -139,6 +172,7 @@ class GSASRec(nn.Module):
         # other than 0 (transition_term.py; set by checkpoint.load_model, never trained): not a weight, so
         # not in the state_dict.
         self.transition_term = None
+        self._projected_tables = None  # (stamp, tables): projected_tables(), kept between rankings
         if init_std is not None:
             # PyTorch's N(0, 1) embeddings start logits at a standard deviation of about 11 and spend the
             # first thousands of steps shrinking them (docs/reference.md, "Where the defaults depart");
@@ -163,7 +197,7 @@ class GSASRec(nn.Module):
         return self.output_embedding.weight
 
     def forward(self, inputs: torch.Tensor, last_only: bool = False, positions: torch.Tensor | None = None,
-                segments: torch.Tensor | None = None) -> torch.Tensor:
+                segments: torch.Tensor | None = None, keys_from_tables: bool = False) -> torch.Tensor:
         """Sequence embeddings (batch, width, dim) of left-padded inputs (batch, width).
 
         width may be less than sequence_length: the columns are then the rightmost ones of a full-width
@@ -173,6 +207,10 @@ class GSASRec(nn.Module):
         Packed rows (batches.Batch) pass positions and segments (batch, width): each column's position
         index and the segment it belongs to; attention then stays within a segment, and each segment's
         result is what its user's own row gives.
+
+        last_only (eval mode): only the last column's result is computed (what scoring needs), shape
+        (batch, 1, dim). keys_from_tables (eval mode, two or more blocks): the first block's keys and
+        values come from first_keys_and_values; worth it when the batch holds more positions than ids.
         """
         width = inputs.shape[1]
         if width > self.sequence_length:
@@ -185,14 +223,59 @@ class GSASRec(nn.Module):
         allowed = attention_mask(mask.squeeze(-1), segments)
         for index, block in enumerate(self.transformer_blocks):
             is_last = index == len(self.transformer_blocks) - 1
-            h = block(h, allowed, mask, last_only=last_only and is_last)
+            tabled = keys_from_tables and index == 0 and not is_last
+            keys_and_values = self.first_keys_and_values(inputs, positions) if tabled else None
+            h = block(h, allowed, mask, last_only=last_only and is_last, keys_and_values=keys_and_values)
         if last_only and not self.transformer_blocks:
             h = h[:, -1:]
         return self.seq_norm(h)
 
-    def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(batch, dim): the sequence embedding at the last position, which scores the next item."""
-        return self.forward(inputs, last_only=True)[:, -1]
+    def first_keys_and_values(self, inputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(batch, width, 2 * dim) the first block's key and value projections, gathered from projected
+        tables: (E[id] + P[position]) W^T + b = (E W^T)[id] + (P W^T + b)[position], without dropout.
+
+        A ranking of ML-1M's users holds some 650,000 positions against 3,418 ids, so this projects the
+        ids' rows once (projected_tables) instead of every position. Padding gets a finite projection
+        where the model has the bias alone, which changes nothing: no real query attends a padding key,
+        and a padding query's own result is masked out.
+        """
+        if self.training:
+            raise ValueError("first_keys_and_values is for eval mode: it leaves out the embeddings' dropout")
+        per_id, per_position = self.projected_tables()
+        return per_id[inputs] + per_position[positions]
+
+    def projected_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(num_items + 2, 2 * dim) E W^T and (sequence_length, 2 * dim) P W^T + b in float32: the item
+        and position embeddings through the first block's key and value weights.
+
+        Kept while those weights stay the same tensors at the same version (an optimizer step, a load or
+        a move to another device makes them anew), and always of the same shapes, so the numbers do not
+        depend on the batch: a product of only a batch's few positions can round differently with the
+        number of threads, and `recommend --all --nproc 2` would then not write what one process writes.
+        """
+        attention = self.transformer_blocks[0].multihead_attention
+        weights = (self.item_embedding.weight, self.position_embedding.weight, attention.key_proj.weight,
+                   attention.val_proj.weight, attention.key_proj.bias, attention.val_proj.bias)
+        stamp = tuple((w.data_ptr(), w._version) for w in weights)
+        if self._projected_tables is None or self._projected_tables[0] != stamp:
+            with torch.no_grad(), torch.autocast(self.item_embedding.weight.device.type, enabled=False):
+                weight, bias = attention.key_value_weights()
+                per_id = self.item_embedding.weight @ weight.T
+                per_position = F.linear(self.position_embedding.weight, weight, bias)
+            self._projected_tables = (stamp, (per_id, per_position))
+        return self._projected_tables[1]
+
+    def keys_from_tables_pay(self) -> bool:
+        """Whether rankings take the first block's keys and values from tables (first_keys_and_values):
+        with two blocks or more (with one, attend_one needs no keys projected at all), and a table of at
+        most PROJECTED_IDS_MAX_ELEMENTS."""
+        rows, dim = self.item_embedding.weight.shape
+        return len(self.transformer_blocks) > 1 and rows * 2 * dim <= PROJECTED_IDS_MAX_ELEMENTS
+
+    def last_hidden(self, inputs: torch.Tensor, keys_from_tables: bool = False) -> torch.Tensor:
+        """(batch, dim): the sequence embedding at the last position, which scores the next item.
+        keys_from_tables: see forward()."""
+        return self.forward(inputs, last_only=True, keys_from_tables=keys_from_tables)[:, -1]
 
     def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Scores (batch, num_items + 2) of every id at the last position, before any masking."""
