@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from gsasrec.batches import TrainingBatches
+from gsasrec.batches import TrainingBatches, sample_candidates, sample_negatives
 from gsasrec.data.folder import Sequences
 
 PADDING = 0
@@ -64,3 +64,13 @@ def test_random_windows_are_drawn_for_the_global_batch_whatever_the_rank():
     whole = batches.batch(order, 0, generator=torch.Generator().manual_seed(9)).inputs
     shares = [batches.batch(order, 0, part, 2, generator=torch.Generator().manual_seed(9))[0] for part in (0, 1)]
     assert torch.equal(torch.cat(shares), whole)
+
+
+def test_candidates_hold_each_positive_and_the_negatives_sample_negatives_draws():
+    # Drawn into one matrix instead of joined afterwards, the same numbers from the same generator state:
+    # training losses stay what they were to the bit.
+    positives = torch.randint(1, 51, (300,))
+    drawn = sample_candidates(positives, 17, 50, torch.Generator().manual_seed(4))
+    expected = sample_negatives(300, 17, 50, torch.Generator().manual_seed(4), torch.device("cpu"))
+    assert torch.equal(drawn[:, 0], positives) and torch.equal(drawn[:, 1:], expected)
+    assert drawn.dtype == torch.int64 and drawn[:, 1:].min() >= 1 and drawn[:, 1:].max() <= 50

@@ -77,7 +77,7 @@ def test_every_position_of_a_row_scores_the_same_negatives(pack):
     hidden = model(batch.inputs, positions=batch.positions, segments=batch.segments)
     valid = batch.inputs != model.padding_id
     generator = torch.Generator().manual_seed(0)
-    logits, candidates = objective.candidate_logits(hidden, valid, batch.labels, model, generator)
+    logits, candidates = objective.position_logits(hidden, valid, batch.labels, model, generator)
     assert logits.shape == candidates.shape == (int(valid.sum()), 1 + NEGATIVES)
     assert torch.equal(candidates[:, 0], batch.labels[valid])
     rows = torch.arange(len(valid)).unsqueeze(1).expand_as(valid)[valid]  # (positions,)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from gsasrec.batches import sample_negatives
+from gsasrec.batches import sample_candidates, sample_negatives
 from gsasrec.loss import full_ce_loss, gbce_beta, gbce_loss, gbce_loss_split, sampled_ce_loss
-from gsasrec.scoring import all_logits, candidate_logits, row_shared_logits, use_dense_logits
+from gsasrec.scoring import all_logits, logits_of, row_shared_logits, use_dense_logits
 
 
 class SampledObjective:
@@ -35,27 +35,20 @@ class SampledObjective:
         return row_shared_logits(hidden, labels, model.output_table, negatives, model.output_bias), negatives
 
     def position_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
-                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, positives, negatives) of the positions hidden[valid]: logits (positions, 1 + negatives),
-        column 0 the positive; the ids they score, positives (positions,) and negatives (positions,
-        negatives). hidden: (rows, width, dim); valid, labels: (rows, width)."""
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, candidates) of the positions hidden[valid]: both (positions, 1 + negatives), column 0
+        the positive, candidates the ids the logits score. hidden: (rows, width, dim); valid, labels:
+        (rows, width)."""
         positives = labels[valid]  # (positions,)
         if self.shared_negatives:
             (positive, scored), negatives = self.grid_logits(hidden, labels, model, generator)
             logits = torch.cat([positive[valid].unsqueeze(1), scored[valid]], dim=1)
-            return logits, positives, negatives.unsqueeze(1).expand(-1, valid.shape[1], -1)[valid]
+            shared = negatives.unsqueeze(1).expand(-1, valid.shape[1], -1)[valid]  # (positions, negatives)
+            return logits, torch.cat([positives.unsqueeze(1), shared], dim=1)
         positions = hidden[valid]  # (positions, dim)
-        negatives = self.negatives(len(positions), generator, positions.device)  # (positions, negatives)
+        candidates = sample_candidates(positives, self.negs_per_pos, self.num_items, generator)
         dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
-        logits = candidate_logits(positions, model.output_table, positives, negatives, dense, model.output_bias)
-        return logits, positives, negatives
-
-    def candidate_logits(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
-                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, candidates) of the positions hidden[valid]: both (positions, 1 + negatives), candidates
-        the ids the logits score."""
-        logits, positives, negatives = self.position_logits(hidden, valid, labels, model, generator)
-        return logits, torch.cat([positives.unsqueeze(1), negatives], dim=1)
+        return logits_of(positions, model.output_table, candidates, dense, model.output_bias), candidates
 
 
 class GBCEObjective(SampledObjective):
@@ -77,7 +70,7 @@ class GBCEObjective(SampledObjective):
 class SampledCEObjective(SampledObjective):
     def loss(self, hidden: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor, model,
              generator: torch.Generator) -> torch.Tensor:
-        return sampled_ce_loss(*self.candidate_logits(hidden, valid, labels, model, generator))
+        return sampled_ce_loss(*self.position_logits(hidden, valid, labels, model, generator))
 
 
 class FullCEObjective:

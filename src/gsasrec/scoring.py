@@ -46,6 +46,10 @@ class _GatherRows(torch.autograd.Function):
         ctx.table_shape, ctx.table_dtype = table.shape, table.dtype
         # index_select of the flattened ids copies the same rows as table[ids], several times faster on a
         # CPU (advanced indexing with a 2-d index took 6 ms a call in the training step).
+        if table.dim() == 1 and ids.dim() == 2:
+            # One number per id (the output bias): a gather along the row broadcast to every row of ids is
+            # about 8x faster than index_select (1.4 against 12.5 ms for ML-1M's (14,336, 257) candidates).
+            return table.expand(ids.shape[0], -1).gather(1, ids)
         return table.index_select(0, ids.reshape(-1)).view(*ids.shape, *table.shape[1:])
 
     @staticmethod
@@ -117,10 +121,10 @@ class _DenseCandidateLogits(torch.autograd.Function):
         rows = candidates.shape[0]
         # The gradient is added up in float32, then rounded once to the product's dtype: a bfloat16
         # scatter_add_ made a float32 copy of the whole matrix (and back) on every call. The bucket's
-        # extra rows add zeros to column 0.
+        # extra rows stay zero.
         shape = h.shape[0], e.shape[0]  # (bucketed positions, items)
         total = workspace(shape[0] * shape[1], torch.float32, h.device, "gradient").view(shape).zero_()
-        total.scatter_add_(1, bucketed_rows(candidates), bucketed_rows(grad.float()))
+        total[:rows].scatter_add_(1, candidates, grad.float())
         dense = total if h.dtype == torch.float32 else \
             workspace(total.numel(), h.dtype, h.device).view(shape).copy_(total)
         grad_hidden = (dense @ e)[:rows].to(hidden_dtype)  # (positions, dim)
@@ -133,16 +137,23 @@ def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch
     """(positions, 1 + negatives) logits, column 0 the positive.
 
     hidden: (positions, dim); table: (num_items + 2, dim); positives: (positions,);
-    negatives: (positions, negatives); bias: (num_items + 2,) or None. Both paths give the same values
-    and gradients (tested).
+    negatives: (positions, negatives); bias: (num_items + 2,) or None.
     """
     candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (positions, 1 + negatives)
+    return logits_of(hidden, table, candidates, dense, bias)
+
+
+def logits_of(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor, dense: bool,
+              bias: torch.Tensor | None = None) -> torch.Tensor:
+    """(positions, candidates) logits of each position's candidate ids (positions, candidates): the
+    dense path (one product with the whole table, then a gather) or the sparse one (the candidates'
+    embeddings gathered); both give the same values and gradients (tested)."""
     if dense:
-        logits = _DenseCandidateLogits.apply(hidden, table, candidates)  # (positions, 1 + negatives)
+        logits = _DenseCandidateLogits.apply(hidden, table, candidates)  # (positions, candidates)
     else:
-        embeddings = gather_rows(table, candidates)  # (positions, 1 + negatives, dim)
+        embeddings = gather_rows(table, candidates)  # (positions, candidates, dim)
         logits = torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
-    # The bias is added after the gather: a (positions, 1 + negatives) sum, not a (positions, items) one.
+    # The bias is added after the gather: a (positions, candidates) sum, not a (positions, items) one.
     return logits if bias is None else logits + gather_rows(bias, candidates)
 
 
