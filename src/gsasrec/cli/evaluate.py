@@ -53,7 +53,7 @@ def register(commands) -> None:
                           help="add the checkpoint's transition term to the scores, when it has one (the default); "
                                "--no-transition-term ranks by the network alone")
     evaluate.add_argument("--batch-size", type=positive_int, metavar="N",
-                          help="users scored at once (default: the config's eval_batch_size)")
+                          help="most users scored at once (default: the config's eval_batch_size)")
     evaluate.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                           help="bf16: the model's matrix products in bfloat16, about 2x faster on CPUs with "
                                "bf16 units (many times slower without them), metrics within rounding of fp32's; "
