@@ -154,3 +154,21 @@ def test_length_sorted_batches_cover_every_user_within_both_limits():
         width = min(max(lengths[users].max(), 1), 200)
         assert len(users) <= 64 and (len(users) * width <= BATCH_POSITIONS or len(users) == 1)
     assert [len(u) for u in length_sorted_batches(np.array([10**6, 5]), 64, 10**6)] == [1, 1]
+
+
+def test_a_model_with_projected_tables_pickles_and_copies():
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = GSASRec(25, 11, embedding_dim=16, num_heads=2, num_blocks=2, initial_bias=-2.0).eval()
+    inputs = ranking_inputs(model)
+    with torch.no_grad():
+        expected = model.last_hidden(inputs, keys_from_tables=True)  # the tables are made and kept
+        for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            torch.testing.assert_close(twin.last_hidden(inputs, keys_from_tables=True), expected)
+            with torch.no_grad():
+                twin.item_embedding.weight.add_(1.0)  # the twin's own weights: its tables follow them
+            torch.testing.assert_close(twin.last_hidden(inputs, keys_from_tables=True), twin(inputs)[:, -1],
+                                       atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.last_hidden(inputs, keys_from_tables=True), expected)

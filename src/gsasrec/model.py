@@ -6,6 +6,7 @@ Parameter names match the reference's state_dicts, so its checkpoints load as th
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -248,22 +249,28 @@ class GSASRec(nn.Module):
         """(num_items + 2, 2 * dim) E W^T and (sequence_length, 2 * dim) P W^T + b in float32: the item
         and position embeddings through the first block's key and value weights.
 
-        Kept while those weights stay the same tensors at the same version (an optimizer step, a load or
-        a move to another device makes them anew), and always of the same shapes, so the numbers do not
-        depend on the batch: a product of only a batch's few positions can round differently with the
-        number of threads, and `recommend --all --nproc 2` would then not write what one process writes.
+        Kept while those weights stay the same tensors at the same version (an optimizer step, a load, a
+        move to another device or new parameters make them anew), and always of the same shapes, so the
+        numbers do not depend on the batch: a product of only a batch's few positions can round
+        differently with the number of threads, and `recommend --all --nproc 2` would then not write what
+        one process writes.
         """
         attention = self.transformer_blocks[0].multihead_attention
         weights = (self.item_embedding.weight, self.position_embedding.weight, attention.key_proj.weight,
                    attention.val_proj.weight, attention.key_proj.bias, attention.val_proj.bias)
-        stamp = tuple((w.data_ptr(), w._version) for w in weights)
-        if self._projected_tables is None or self._projected_tables[0] != stamp:
+        if self._projected_tables is None or not all(
+                ref() is w and version == w._version for (ref, version), w in zip(self._projected_tables[0], weights)):
+            stamp = [(weakref.ref(w), w._version) for w in weights]
             with torch.no_grad(), torch.autocast(self.item_embedding.weight.device.type, enabled=False):
                 weight, bias = attention.key_value_weights()
                 per_id = self.item_embedding.weight @ weight.T
                 per_position = F.linear(self.position_embedding.weight, weight, bias)
             self._projected_tables = (stamp, (per_id, per_position))
         return self._projected_tables[1]
+
+    def __getstate__(self) -> dict:
+        # The projected tables' stamp holds weak references, which do not pickle; tables are made on use.
+        return {**self.__dict__, "_projected_tables": None}
 
     def keys_from_tables_pay(self) -> bool:
         """Whether rankings take the first block's keys and values from tables (first_keys_and_values):
