@@ -1,7 +1,7 @@
 """The top k of every user of a dataset split, written in blocks to Parquet, CSV or JSON lines.
 
 The split's lines are cut into blocks of `block_users`; each block is scored (evaluation's path:
-users sorted by length, batches of eval_batch_size) and written as one part file, atomically, in a work
+users sorted by length, batches of at most eval_batch_size users) and written as one part file, atomically, in a work
 folder beside the output that also records the job's settings. Memory stays that of one block, whatever
 the number of users. Run again after an interruption, the same job keeps the parts it has and writes the
 rest; a job of other settings is refused. With N ranks (torchrun, --nproc) rank r writes blocks r,
