@@ -122,6 +122,9 @@ def test_ranking_shortcuts_equal_the_full_computation():
             for tables in (False, True):
                 torch.testing.assert_close(model.last_hidden(inputs, keys_from_tables=tables), full,
                                            atol=1e-5, rtol=1e-5)
+            # Left to the model, eval mode takes the tables wherever they pay (two blocks or more).
+            chosen = model.last_hidden(inputs, keys_from_tables=blocks > 1)
+            torch.testing.assert_close(model.last_hidden(inputs), chosen, rtol=0, atol=0)
 
 
 def test_projected_tables_follow_the_weights():

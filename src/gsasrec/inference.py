@@ -33,8 +33,7 @@ def inference(model: GSASRec) -> Iterator[GSASRec]:
 def last_hidden(model: GSASRec, histories: Sequences) -> torch.Tensor:
     """(count, dim) the sequence embedding after each history's last item, on the model's device."""
     inputs = trimmed_inputs(histories, model.sequence_length, model.padding_id)
-    keys_from_tables = not model.training and model.keys_from_tables_pay()
-    return model.last_hidden(torch.from_numpy(inputs).to(model.output_table.device), keys_from_tables)
+    return model.last_hidden(torch.from_numpy(inputs).to(model.output_table.device))
 
 
 def top_items(model: GSASRec, histories: Sequences, k: int, excluded: np.ndarray | None = None,

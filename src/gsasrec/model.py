@@ -279,14 +279,17 @@ class GSASRec(nn.Module):
         rows, dim = self.item_embedding.weight.shape
         return len(self.transformer_blocks) > 1 and rows * 2 * dim <= PROJECTED_IDS_MAX_ELEMENTS
 
-    def last_hidden(self, inputs: torch.Tensor, keys_from_tables: bool = False) -> torch.Tensor:
+    def last_hidden(self, inputs: torch.Tensor, keys_from_tables: bool | None = None) -> torch.Tensor:
         """(batch, dim): the sequence embedding at the last position, which scores the next item.
-        keys_from_tables: see forward()."""
+        keys_from_tables: see forward(); None takes them in eval mode where keys_from_tables_pay()."""
+        if keys_from_tables is None:
+            keys_from_tables = not self.training and self.keys_from_tables_pay()
         return self.forward(inputs, last_only=True, keys_from_tables=keys_from_tables)[:, -1]
 
     def last_scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Scores (batch, num_items + 2) of every id at the last position, before any masking."""
-        scores = self.last_hidden(inputs) @ self.output_table.T
+        # Without the tables: the reference's cases compare these scores to the last digit.
+        scores = self.last_hidden(inputs, keys_from_tables=False) @ self.output_table.T
         return scores if self.output_bias is None else scores + self.output_bias
 
 
