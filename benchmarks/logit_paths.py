@@ -1,4 +1,5 @@
-"""Dense (one matmul over the catalogue, then gather) against sparse (gather embeddings, then bmm) logits.
+"""Dense (one matmul over the catalogue, then gather) against sparse logits (on a CPU bagged products, elsewhere
+gathered embeddings and bmm).
 
     python benchmarks/logit_paths.py [--positions 13800] [--dim 128] [--device cpu]
 
@@ -53,7 +54,7 @@ def main() -> None:
                 continue
             dense = time_path(True, args.positions, args.dim, items + 2, negatives, device)
             sparse = time_path(False, args.positions, args.dim, items + 2, negatives, device)
-            auto = "dense" if use_dense_logits(items, negatives, args.positions) else "sparse"
+            auto = "dense" if use_dense_logits(items, negatives, args.positions, device) else "sparse"
             print(f"{items:>7} {negatives:>9} {dense:>8.3f} {sparse:>9.3f} {dense / sparse:>12.2f}  {auto}")
 
 

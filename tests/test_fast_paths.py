@@ -29,10 +29,13 @@ def test_dense_and_gather_logits_give_the_same_loss_and_gradients():
 
 
 def test_logit_path_choice():
-    assert use_dense_logits(3416, 256, 13_800)  # ML-1M gSASRec: one matmul beats a 257-wide gather
-    assert not use_dense_logits(3416, 1, 13_800)  # SASRec: gathering 2 embeddings is cheaper
-    assert not use_dense_logits(1_000_000, 256, 10)
-    assert not use_dense_logits(30_000, 256, 25_600)  # a 3 GB logit buffer is too much
+    assert use_dense_logits(3416, 256, 13_800, "cuda")  # ML-1M gSASRec: one matmul beats a 257-wide gather
+    assert not use_dense_logits(3416, 256, 13_800, "cpu")  # ... but not the CPU's bagged products
+    assert use_dense_logits(300, 256, 13_800, "cpu")  # a catalogue near the candidates' count
+    for device in ("cpu", "cuda"):
+        assert not use_dense_logits(3416, 1, 13_800, device)  # SASRec: 2 candidates
+        assert not use_dense_logits(1_000_000, 256, 10, device)
+        assert not use_dense_logits(30_000, 256, 25_600, device)  # a 3 GB logit buffer is too much
 
 
 def test_sorted_trimmed_evaluation_equals_plain_full_width_scoring():
@@ -175,3 +178,57 @@ def test_a_model_with_projected_tables_pickles_and_copies():
             torch.testing.assert_close(twin.last_hidden(inputs, keys_from_tables=True), twin(inputs)[:, -1],
                                        atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(model.last_hidden(inputs, keys_from_tables=True), expected)
+
+
+def test_bagged_logits_equal_the_gathered_ones_and_float64():
+    # The CPU's sparse path (sampled product, bagged backward) against the gathered embeddings and a
+    # float64 reference: repeated candidates in a row, a bias, and more candidates than items (the
+    # tiny-catalogue branch); under bf16 autocast the gradients come back in the inputs' dtypes.
+    from gsasrec.scoring import gathered_logits, logits_of
+
+    generator = torch.Generator().manual_seed(5)
+    for rows, width in ((300, 65), (40, 65)):
+        table = torch.randn(rows, 16, generator=generator, requires_grad=True)
+        bias = torch.randn(rows, generator=generator, requires_grad=True)
+        hidden = torch.randn(500, 16, generator=generator, requires_grad=True)
+        candidates = torch.randint(0, rows, (500, width), generator=generator)
+        weights = torch.randn(500, width, generator=generator)
+        bagged = logits_of(hidden, table, candidates, False, bias)
+        expected = (hidden.double() @ table.double().T).gather(1, candidates) + bias.double()[candidates]
+        torch.testing.assert_close(bagged.double(), expected, rtol=1e-5, atol=1e-5)
+        bagged_grads = torch.autograd.grad((bagged * weights).sum(), (hidden, table, bias))
+        gathered = gathered_logits(hidden, table, candidates) + gather_rows(bias, candidates)
+        gathered_grads = torch.autograd.grad((gathered * weights).sum(), (hidden, table, bias))
+        for a, b in zip(bagged_grads, gathered_grads):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = hidden.detach().bfloat16().requires_grad_()
+        logits = logits_of(half, table, candidates, False)
+        assert logits.dtype == torch.float32
+        grad_half, grad_table = torch.autograd.grad(logits.sum(), (half, table))
+    assert grad_half.dtype == torch.bfloat16 and grad_table.dtype == torch.float32
+
+
+def test_bagged_gradients_are_the_same_for_any_thread_count_and_buffer():
+    # ML-1M's catalogue and candidate count on fewer positions: every sum of the backward runs in one
+    # fixed order, whatever the threads and whatever the kept buffers held before (a larger batch first).
+    from gsasrec.scoring import logits_of
+
+    generator = torch.Generator().manual_seed(6)
+    table = torch.randn(3418, 32, generator=generator, requires_grad=True)
+    large = torch.randn(3000, 32, generator=generator), torch.randint(1, 3417, (3000, 257), generator=generator)
+    hidden = torch.randn(2000, 32, generator=generator, requires_grad=True)
+    candidates = torch.randint(1, 3417, (2000, 257), generator=generator)
+    weights = torch.rand(2000, 257, generator=generator)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (threads, 1, threads):
+            torch.set_num_threads(count)
+            logits_of(large[0], table, large[1], False).sum().backward()  # fills the buffers with other pairs
+            logits = logits_of(hidden, table, candidates, False)
+            results.append((logits, *torch.autograd.grad((logits * weights).sum(), (hidden, table))))
+    finally:
+        torch.set_num_threads(threads)
+    for later in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], later))

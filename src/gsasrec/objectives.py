@@ -47,7 +47,7 @@ class SampledObjective:
             return logits, torch.cat([positives.unsqueeze(1), shared], dim=1)
         positions = hidden[valid]  # (positions, dim)
         candidates = sample_candidates(positives, self.negs_per_pos, self.num_items, generator)
-        dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions))
+        dense = use_dense_logits(self.num_items, self.negs_per_pos, len(positions), positions.device)
         return logits_of(positions, model.output_table, candidates, dense, model.output_bias), candidates
 
 

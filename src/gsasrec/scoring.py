@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+import torch.nn.functional as F
 
 from gsasrec.items import padding_id
 
 # The dense path computes all num_items + 2 logits per position with one matmul and gathers; the sparse
-# path gathers (positions, 1 + negatives, dim) embeddings. On the CPU dense wins while the catalogue is
-# below about 150 times 1 + negatives (benchmarks/RESULTS.md, "Logit paths"), as long as its
-# (positions, num_items + 2) float32 buffer stays reasonable.
+# path computes only the candidates' logits. Dense wins while the catalogue is below a multiple of
+# 1 + negatives, as long as its (positions, num_items + 2) float32 buffer stays reasonable: on a GPU
+# about 150 times (gathered embeddings and bmm), on a CPU about 4 times, as there the sparse path's
+# bagged products (_BaggedCandidateLogits) are 2.6 times faster than dense on ML-1M's 3,418 rows and 256
+# negatives (benchmarks/RESULTS.md, "Logit paths").
 DENSE_LOGITS_RATIO = 128
+DENSE_LOGITS_RATIO_CPU = 4
 DENSE_LOGITS_MAX_BYTES = 1 << 30
 
 
@@ -29,9 +35,11 @@ def all_logits(hidden: torch.Tensor, table: torch.Tensor,
     return logits if bias is None else logits + bias
 
 
-def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0) -> bool:
+def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0,
+                     device: torch.device | str = "cpu") -> bool:
+    ratio = DENSE_LOGITS_RATIO_CPU if torch.device(device).type == "cpu" else DENSE_LOGITS_RATIO
     rows = num_items + 2
-    return rows <= DENSE_LOGITS_RATIO * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
+    return rows <= ratio * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
 
 
 class _GatherRows(torch.autograd.Function):
@@ -132,6 +140,60 @@ class _DenseCandidateLogits(torch.autograd.Function):
         return grad_hidden, grad_table, None
 
 
+class _BaggedCandidateLogits(torch.autograd.Function):
+    """(positions, candidates) logits hidden[p] . table[candidates[p, c]] on a CPU, in float32 or wider.
+
+    Each product is computed once, from rows of the table and of hidden that stay in the cache: the
+    forward is a sampled product (torch.sparse.sampled_addmm over the candidates' pattern), the backward
+    two weighted sums of rows (embedding_bag with per-sample weights): each position's gradient sums its
+    candidates' rows of the table, each item's sums the rows of the positions that drew it, visited in
+    a stable sort by item. The dense path instead multiplies every position with every item (ML-1M: 13
+    times the products, 200 MB of buffers). Every sum runs in a fixed order on one thread, so runs are
+    bit-identical for any thread count; everything is float32 (float64 for float64 inputs), also under bf16
+    autocast."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
+        h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
+        rows, width = candidates.shape
+        ctx.save_for_backward(h, e, candidates)
+        ctx.dtypes = hidden.dtype, table.dtype
+        if width > e.shape[0]:
+            # More candidates than items (a tiny catalogue): every product is cheaper, and the sampled product
+            # refuses a row with more entries than columns.
+            with torch.autocast(h.device.type, enabled=False):
+                return (h @ e.T).gather(1, candidates)
+        # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
+        # memory left uninitialised could hold a NaN and spoil the sum.
+        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
+                h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
+        return torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, e, candidates = ctx.saved_tensors
+        hidden_dtype, table_dtype = ctx.dtypes
+        weights = grad.to(h.dtype).contiguous()  # (positions, candidates)
+        grad_hidden = F.embedding_bag(candidates, e, per_sample_weights=weights, mode="sum")  # (positions, dim)
+        # The pairs in a stable order by item, in buffers kept between steps (scoring.workspace): fresh, these
+        # 15-30 MB arrays of a different size every step faulted in new pages.
+        pairs, width, device = candidates.numel(), candidates.shape[1], h.device
+        keys = workspace(pairs, torch.int32, device, "keys").copy_(candidates.view(-1))
+        by_item = workspace(pairs, torch.int64, device, "by item")  # pair numbers (position * width + column)
+        torch.sort(keys, stable=True, out=(workspace(pairs, torch.int32, device, "sorted keys"), by_item))
+        counts = torch.bincount(keys, minlength=e.shape[0])  # (items,)
+        rows = torch.div(by_item, width, rounding_mode="floor", out=workspace(pairs, torch.int64, device, "rows"))
+        sorted_weights = torch.index_select(weights.view(-1), 0, by_item,
+                                            out=workspace(pairs, h.dtype, device, "weights"))
+        grad_table = F.embedding_bag(rows, h, torch.cumsum(counts, 0) - counts, mode="sum",
+                                     per_sample_weights=sorted_weights)  # (items, dim)
+        return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None
+
+
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
                      negatives: torch.Tensor, dense: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
     """(positions, 1 + negatives) logits, column 0 the positive.
@@ -146,15 +208,23 @@ def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch
 def logits_of(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor, dense: bool,
               bias: torch.Tensor | None = None) -> torch.Tensor:
     """(positions, candidates) logits of each position's candidate ids (positions, candidates): the
-    dense path (one product with the whole table, then a gather) or the sparse one (the candidates'
-    embeddings gathered); both give the same values and gradients (tested)."""
+    dense path (one product with the whole table, then a gather) or the sparse one (bagged products on a
+    CPU, the candidates' embeddings gathered elsewhere); all give the same values and gradients (tested)."""
     if dense:
         logits = _DenseCandidateLogits.apply(hidden, table, candidates)  # (positions, candidates)
+    elif hidden.device.type == "cpu":
+        logits = _BaggedCandidateLogits.apply(hidden, table, candidates)
     else:
-        embeddings = gather_rows(table, candidates)  # (positions, candidates, dim)
-        logits = torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
+        logits = gathered_logits(hidden, table, candidates)
     # The bias is added after the gather: a (positions, candidates) sum, not a (positions, items) one.
     return logits if bias is None else logits + gather_rows(bias, candidates)
+
+
+def gathered_logits(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(positions, candidates) logits from the candidates' embeddings gathered, (positions, candidates, dim):
+    the sparse path off the CPU."""
+    embeddings = gather_rows(table, candidates)  # (positions, candidates, dim)
+    return torch.bmm(embeddings, hidden.unsqueeze(-1)).squeeze(-1)
 
 
 def row_shared_logits(hidden: torch.Tensor, labels: torch.Tensor, table: torch.Tensor, negatives: torch.Tensor,
