@@ -6,7 +6,8 @@
 #   STEPS=2 SEEDS=0 bash benchmarks/time_to_quality.sh ../shared/datasets sasrec    (a quick check of the script)
 # Recipes: gsasrec (t=0.75, 10 minutes), gsasrec_t1 (t=1.0, 10 minutes), sasrec (1 negative, t=0, 3 minutes);
 # gsasrec_shared and gsasrec_t1_shared (negatives shared by a batch row, 2,800 steps, under 10 minutes);
-# gsasrec_30min (shared, 1,024 negatives, three blocks, 5,000 steps, about 21 minutes).
+# gsasrec_30min (shared, 1,024 negatives, three blocks, 5,000 steps, about 21 minutes); gsasrec_60min (the same,
+# 12,000 steps, about 50 minutes).
 # One run at a time: two trainings side by side on a 2-core machine slow each other down. Runs land in
 # benchmarks/runs/.
 set -euo pipefail
@@ -25,7 +26,8 @@ for recipe in $recipes; do
     gsasrec_shared) config=configs/ml1m_gsasrec_shared.py ;;
     gsasrec_t1_shared) config=configs/ml1m_gsasrec_t1_shared.py ;;
     gsasrec_30min) config=configs/ml1m_gsasrec_30min.py ;;
-    *) echo "unknown recipe $recipe (gsasrec, gsasrec_t1, sasrec, gsasrec_shared, gsasrec_t1_shared, gsasrec_30min)" >&2; exit 2 ;;
+    gsasrec_60min) config=configs/ml1m_gsasrec_60min.py ;;
+    *) echo "unknown recipe $recipe (gsasrec, gsasrec_t1, sasrec, gsasrec_shared, gsasrec_t1_shared, gsasrec_30min, gsasrec_60min)" >&2; exit 2 ;;
   esac
   for seed in $seeds; do
     run=benchmarks/runs/${recipe}_seed$seed
