@@ -79,7 +79,7 @@ def register(commands) -> None:
     train.add_argument("--max-minutes", type=positive_float, metavar="M",
                        help="stop after M minutes of training (validates once more first)")
     train.add_argument("--precision", choices=PRECISION_CHOICES, default=None,
-                       help="bf16: autocast matrix products to bfloat16, loss in float32; about 1.8x faster "
+                       help="bf16: autocast matrix products to bfloat16, loss in float32; about 1.4x faster "
                             "on CPUs with bf16 units (AVX-512 BF16, AMX) and on GPUs, but many times slower "
                             "on CPUs without them; auto: bf16 where the hardware has it, else fp32 (default: "
                             "fp32 with --config, as the reference; auto with --dataset; --resume keeps the run's)")
