@@ -4,8 +4,8 @@
     python benchmarks/large_catalogue.py --items 200000 --quick
 
 Builds a dataset folder of --users users with 50 interactions each over --items items (Zipf-like
-popularity), trains with 256 negatives for --steps steps (gather path for logits: the dense one is
-refused at this size) and evaluates the 512 validation users with top-10 lists computed in item blocks
+popularity), trains with 256 negatives for --steps steps (sparse logits: bagged products on a CPU; the dense path
+is refused at this size) and evaluates the 512 validation users with top-10 lists computed in item blocks
 of at most score_chunk_elements scores. Prints seconds per step, evaluation time and peak RSS.
 """
 
