@@ -35,8 +35,7 @@ def all_logits(hidden: torch.Tensor, table: torch.Tensor,
     return logits if bias is None else logits + bias
 
 
-def use_dense_logits(num_items: int, negs_per_pos: int, positions: int = 0,
-                     device: torch.device | str = "cpu") -> bool:
+def use_dense_logits(num_items: int, negs_per_pos: int, positions: int, device: torch.device | str) -> bool:
     ratio = DENSE_LOGITS_RATIO_CPU if torch.device(device).type == "cpu" else DENSE_LOGITS_RATIO
     rows = num_items + 2
     return rows <= ratio * (negs_per_pos + 1) and positions * rows * 4 <= DENSE_LOGITS_MAX_BYTES
@@ -186,10 +185,11 @@ class _BaggedCandidateLogits(torch.autograd.Function):
         by_item = workspace(pairs, torch.int64, device, "by item")  # pair numbers (position * width + column)
         torch.sort(keys, stable=True, out=(workspace(pairs, torch.int32, device, "sorted keys"), by_item))
         counts = torch.bincount(keys, minlength=e.shape[0])  # (items,)
-        rows = torch.div(by_item, width, rounding_mode="floor", out=workspace(pairs, torch.int64, device, "rows"))
+        positions = torch.div(by_item, width, rounding_mode="floor",
+                              out=workspace(pairs, torch.int64, device, "positions"))  # each pair's row of h
         sorted_weights = torch.index_select(weights.view(-1), 0, by_item,
                                             out=workspace(pairs, h.dtype, device, "weights"))
-        grad_table = F.embedding_bag(rows, h, torch.cumsum(counts, 0) - counts, mode="sum",
+        grad_table = F.embedding_bag(positions, h, torch.cumsum(counts, 0) - counts, mode="sum",
                                      per_sample_weights=sorted_weights)  # (items, dim)
         return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None
 
