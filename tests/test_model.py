@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from gsasrec.model import GSASRec
@@ -65,7 +66,7 @@ def test_parameter_count_equals_the_reference_ml1m_checkpoint(reference_dir):
 
 
 def test_cpu_dropout_keeps_the_rate_and_the_expectation():
-    from gsasrec.model import dropout
+    from gsasrec.dropout import dropout
 
     torch.manual_seed(0)
     x = torch.ones(200_000)
@@ -75,27 +76,62 @@ def test_cpu_dropout_keeps_the_rate_and_the_expectation():
     assert torch.equal(dropout(x, 0.3, training=False), x)
 
 
-def test_manual_cpu_attention_equals_sdpa_without_dropout():
-    from gsasrec.model import MultiHeadAttention, attention_mask
+def blocked_attention_case(width: int, heads: int, dtype=torch.float64):
+    from gsasrec.model import attention_mask
 
     torch.manual_seed(0)
-    attention = MultiHeadAttention(16, 2, dropout_rate=0.0)
-    h = torch.randn(3, 7, 16)
-    valid = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7, [0] * 6 + [1]]).bool()
-    allowed = attention_mask(valid)
-    q, k, v = (p(h).view(3, 7, 2, 8).transpose(1, 2)
-               for p in (attention.query_proj, attention.key_proj, attention.val_proj))
-    manual = attention.attention_with_cpu_dropout(q, k, v, allowed)
+    valid = torch.rand(3, width) > 0.2
+    valid[2] = False  # a row of padding only: each query attends itself alone
+    segments = (torch.arange(width) // 37).expand(3, width)  # packed rows: three users and a part
+    allowed = attention_mask(valid, segments)
+    q, k, v = (torch.randn(3, heads, width, 8, dtype=dtype, requires_grad=True) for _ in range(3))
+    return q, k, v, allowed, torch.randn(3, heads, width, 8, dtype=dtype)
+
+
+@pytest.mark.parametrize("width", [1, 7, 50, 130, 200])
+def test_blocked_causal_attention_equals_sdpa_without_dropout(width):
+    from gsasrec.attention import causal_attention_with_dropout
+
+    q, k, v, allowed, grad = blocked_attention_case(width, heads=2)
+    blocked = causal_attention_with_dropout(q, k, v, allowed, 0.0)
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-    torch.testing.assert_close(manual, sdpa, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(blocked, sdpa, atol=1e-12, rtol=1e-12)
+    for ours, theirs in zip(torch.autograd.grad(blocked, (q, k, v), grad), torch.autograd.grad(sdpa, (q, k, v), grad)):
+        torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_blocked_causal_attention_with_dropout_equals_autograd_with_the_same_masks(dtype):
+    """Each block of queries draws its mask in turn from the global generator: the same draws, made by
+    an autograd computation of the whole (width, width) scores, give the same result and gradients."""
+    from gsasrec.attention import causal_attention_with_dropout, query_blocks
+    from gsasrec.dropout import kept_scale
+
+    q, k, v, allowed, grad = blocked_attention_case(130, heads=2, dtype=dtype)
+    torch.manual_seed(5)
+    blocked = causal_attention_with_dropout(q, k, v, allowed, 0.3)
+    ours = torch.autograd.grad(blocked, (q, k, v), grad)
+    torch.manual_seed(5)
+    mask = torch.zeros(3, 2, 130, 130, dtype=dtype)
+    for start, end in query_blocks(130):
+        mask[:, :, start:end, :end] = kept_scale((3 * 2, end - start, end), 0.3, dtype).view(3, 2, end - start, end)
+    scores = (q @ k.transpose(-2, -1)) * 8 ** -0.5
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    reference = (weights * mask) @ v
+    tolerance = {"atol": 0.05, "rtol": 0.05} if dtype == torch.bfloat16 else {}
+    torch.testing.assert_close(blocked, reference, **tolerance)
+    for mine, theirs in zip(ours, torch.autograd.grad(reference, (q, k, v), grad)):
+        torch.testing.assert_close(mine, theirs, **tolerance)
+    assert blocked.dtype == dtype and all(g.dtype == dtype for g in ours)
 
 
 def test_cpu_dropout_keeps_each_element_with_probability_one_minus_rate_and_follows_the_seed():
-    from gsasrec.model import dropout, keep_mask
+    from gsasrec.dropout import dropout, kept_scale
 
     for rate in (0.1, 0.3, 0.5, 0.9):
-        kept = keep_mask(torch.Size([400, 500]), rate).float().mean().item()
-        assert abs(kept - (1 - rate)) < 0.005
+        mask = kept_scale(torch.Size([400, 500]), rate)
+        assert abs((mask > 0).float().mean().item() - (1 - rate)) < 0.005
+        assert set(mask.unique().tolist()) == {0.0, torch.tensor(1 / (1 - rate)).item()}  # the scale in float32
     x = torch.ones(300, 200)
     torch.manual_seed(3)
     first = dropout(x, 0.5, True)

@@ -5,47 +5,19 @@ Parameter names match the reference's state_dicts, so its checkpoints load as th
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsasrec.attention import causal_attention_with_dropout
+from gsasrec.dropout import Dropout
 from gsasrec.items import embedding_rows, padding_id
 from gsasrec.loss import initial_logit_offset
 
 # The largest id table projected_tables keeps: 256 MB of float32 (1,048,576 ids at dim 32, 262,144 at dim 128).
 PROJECTED_IDS_MAX_ELEMENTS = 1 << 26
-
-
-def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On the CPU each mask element is 16 random bits compared with a threshold: the
-    bits come 64 at a time from random_(), about 8x faster than the uniform_() floats (and 15x faster
-    than the bernoulli_() inside F.dropout) that masks took before, a sixth of a CPU training step. The
-    keep probability is 1 - rate rounded to a multiple of 2^-16."""
-    if not training or rate == 0.0:
-        return x
-    if x.device.type != "cpu" or torch.compiler.is_compiling():  # dynamo does not trace random_'s full range
-        return F.dropout(x, rate, training=True)
-    return x.mul(1.0 / (1.0 - rate)).mul_(keep_mask(x.shape, rate))
-
-
-def keep_mask(shape: torch.Size, rate: float) -> torch.Tensor:
-    """(shape) boolean, each element True with probability 1 - rate (to 2^-16), from torch's global CPU
-    generator (seeded and saved with a run, so resumed runs draw the same masks)."""
-    count = math.prod(shape)
-    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits each
-    halves = words.view(torch.int16)[:count].view(shape)  # uniform over -32768..32767
-    return halves >= round(rate * 65536) - 32768
-
-class Dropout(nn.Module):
-    def __init__(self, rate: float):
-        super().__init__()
-        self.rate = rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.rate, self.training)
 
 
 class MultiHeadAttention(nn.Module):
@@ -69,10 +41,12 @@ class MultiHeadAttention(nn.Module):
         q = self.query_proj(queries).view(batch, query_length, self.num_heads, head_dim).transpose(1, 2)
         if keys_and_values is None:
             keys_and_values = F.linear(keys, *self.key_value_weights())  # (batch, key_length, 2 * dim)
-        k = keys_and_values[..., :dim].reshape(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
-        v = keys_and_values[..., dim:].reshape(batch, key_length, self.num_heads, head_dim).transpose(1, 2)
+        # unbind, not two slices: the backward of a slice zero-fills the whole (batch, key_length, 2 * dim) input
+        halves = keys_and_values.view(batch, key_length, 2, self.num_heads, head_dim).unbind(2)
+        k, v = (x.transpose(1, 2) for x in halves)  # (batch, heads, key_length, head_dim)
         if self.training and self.dropout_rate > 0 and q.device.type == "cpu":
-            attended = self.attention_with_cpu_dropout(q, k, v, allowed)
+            # SDPA's own dropout draws its mask with bernoulli_, 15x slower on a CPU (dropout.py)
+            attended = causal_attention_with_dropout(q, k, v, allowed, self.dropout_rate)
         else:
             # (batch, heads, query_length, head_dim); scale 1/sqrt(head_dim) is SDPA's default
             attended = F.scaled_dot_product_attention(
@@ -107,13 +81,6 @@ class MultiHeadAttention(nn.Module):
         value_weight = self.val_proj.weight.view(heads, head_dim, dim)
         attended = torch.einsum("bhk,hdk->bhd", context, value_weight) + self.val_proj.bias.view(heads, head_dim)
         return attended.reshape(batch, 1, dim)
-
-    def attention_with_cpu_dropout(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                   allowed: torch.Tensor) -> torch.Tensor:
-        """What SDPA computes, with the faster CPU dropout on the attention weights."""
-        scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (batch, heads, query, key)
-        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
-        return dropout(weights, self.dropout_rate, True) @ v
 
 
 class TransformerBlock(nn.Module):
