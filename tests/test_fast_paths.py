@@ -182,12 +182,13 @@ def test_a_model_with_projected_tables_pickles_and_copies():
 
 def test_bagged_logits_equal_the_gathered_ones_and_float64():
     # The CPU's sparse path (sampled product, bagged backward) against the gathered embeddings and a
-    # float64 reference: repeated candidates in a row, a bias, and more candidates than items (the
-    # tiny-catalogue branch); under bf16 autocast the gradients come back in the inputs' dtypes.
+    # float64 reference: repeated candidates in a row, a bias, more candidates than items (the
+    # tiny-catalogue branch) and more ids than 16-bit sort keys hold; under bf16 autocast the gradients come
+    # back in the inputs' dtypes.
     from gsasrec.scoring import gathered_logits, logits_of
 
     generator = torch.Generator().manual_seed(5)
-    for rows, width in ((300, 65), (40, 65)):
+    for rows, width in ((300, 65), (40, 65), (40_000, 9)):
         table = torch.randn(rows, 16, generator=generator, requires_grad=True)
         bias = torch.randn(rows, generator=generator, requires_grad=True)
         hidden = torch.randn(500, 16, generator=generator, requires_grad=True)
@@ -216,6 +217,7 @@ def test_bagged_gradients_are_the_same_for_any_thread_count_and_buffer():
 
     generator = torch.Generator().manual_seed(6)
     table = torch.randn(3418, 32, generator=generator, requires_grad=True)
+    bias = torch.randn(3418, generator=generator, requires_grad=True)
     large = torch.randn(3000, 32, generator=generator), torch.randint(1, 3417, (3000, 257), generator=generator)
     hidden = torch.randn(2000, 32, generator=generator, requires_grad=True)
     candidates = torch.randint(1, 3417, (2000, 257), generator=generator)
@@ -226,8 +228,8 @@ def test_bagged_gradients_are_the_same_for_any_thread_count_and_buffer():
         for count in (threads, 1, threads):
             torch.set_num_threads(count)
             logits_of(large[0], table, large[1], False).sum().backward()  # fills the buffers with other pairs
-            logits = logits_of(hidden, table, candidates, False)
-            results.append((logits, *torch.autograd.grad((logits * weights).sum(), (hidden, table))))
+            logits = logits_of(hidden, table, candidates, False, bias)
+            results.append((logits, *torch.autograd.grad((logits * weights).sum(), (hidden, table, bias))))
     finally:
         torch.set_num_threads(threads)
     for later in results[1:]:

@@ -140,50 +140,58 @@ class _DenseCandidateLogits(torch.autograd.Function):
 
 
 class _BaggedCandidateLogits(torch.autograd.Function):
-    """(positions, candidates) logits hidden[p] . table[candidates[p, c]] on a CPU, in float32 or wider.
+    """(positions, candidates) logits hidden[p] . table[candidates[p, c]] (+ bias[candidates[p, c]]) on a
+    CPU, in float32 or wider.
 
     Each product is computed once, from rows of the table and of hidden that stay in the cache: the
     forward is a sampled product (torch.sparse.sampled_addmm over the candidates' pattern), the backward
     two weighted sums of rows (embedding_bag with per-sample weights): each position's gradient sums its
     candidates' rows of the table, each item's sums the rows of the positions that drew it, visited in
-    a stable sort by item. The dense path instead multiplies every position with every item (ML-1M: 13
-    times the products, 200 MB of buffers). Every sum runs in a fixed order on one thread, so runs are
-    bit-identical for any thread count; everything is float32 (float64 for float64 inputs), also under bf16
-    autocast."""
+    a stable sort by item; the bias's gradient is a weighted count of each id. The dense path instead
+    multiplies every position with every item (ML-1M: 13 times the products, 200 MB of buffers). Every sum
+    runs in a fixed order on one thread, so runs are bit-identical for any thread count; everything is
+    float32 (float64 for float64 inputs), also under bf16 autocast."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
         dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
         h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
         rows, width = candidates.shape
         ctx.save_for_backward(h, e, candidates)
-        ctx.dtypes = hidden.dtype, table.dtype
+        ctx.dtypes = hidden.dtype, table.dtype, None if bias is None else bias.dtype
         if width > e.shape[0]:
             # More candidates than items (a tiny catalogue): every product is cheaper, and the sampled product
             # refuses a row with more entries than columns.
             with torch.autocast(h.device.type, enabled=False):
-                return (h @ e.T).gather(1, candidates)
-        # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
-        # memory left uninitialised could hold a NaN and spoil the sum.
-        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
-            warnings.simplefilter("ignore", UserWarning)
-            pattern = torch.sparse_csr_tensor(
-                torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
-                h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
-        return torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+                logits = (h @ e.T).gather(1, candidates)
+        else:
+            # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
+            # memory left uninitialised could hold a NaN and spoil the sum.
+            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
+                warnings.simplefilter("ignore", UserWarning)
+                pattern = torch.sparse_csr_tensor(
+                    torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
+                    h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
+            logits = torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+        if bias is not None:
+            logits += bias.to(dtype).index_select(0, candidates.view(-1)).view(rows, width)
+        return logits
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         h, e, candidates = ctx.saved_tensors
-        hidden_dtype, table_dtype = ctx.dtypes
+        hidden_dtype, table_dtype, bias_dtype = ctx.dtypes
         weights = grad.to(h.dtype).contiguous()  # (positions, candidates)
         grad_hidden = F.embedding_bag(candidates, e, per_sample_weights=weights, mode="sum")  # (positions, dim)
         # The pairs in a stable order by item, in buffers kept between steps (scoring.workspace): fresh, these
-        # 15-30 MB arrays of a different size every step faulted in new pages.
+        # 15-30 MB arrays of a different size every step faulted in new pages. Ids fit 16 bits in most
+        # catalogues, whose stable sort takes 60% of a 32-bit one's time.
         pairs, width, device = candidates.numel(), candidates.shape[1], h.device
-        keys = workspace(pairs, torch.int32, device, "keys").copy_(candidates.view(-1))
+        key_dtype = torch.int16 if e.shape[0] <= 1 << 15 else torch.int32
+        keys = workspace(pairs, key_dtype, device, "keys").copy_(candidates.view(-1))
         by_item = workspace(pairs, torch.int64, device, "by item")  # pair numbers (position * width + column)
-        torch.sort(keys, stable=True, out=(workspace(pairs, torch.int32, device, "sorted keys"), by_item))
+        torch.sort(keys, stable=True, out=(workspace(pairs, key_dtype, device, "sorted keys"), by_item))
         counts = torch.bincount(keys, minlength=e.shape[0])  # (items,)
         positions = torch.div(by_item, width, rounding_mode="floor",
                               out=workspace(pairs, torch.int64, device, "positions"))  # each pair's row of h
@@ -191,7 +199,10 @@ class _BaggedCandidateLogits(torch.autograd.Function):
                                             out=workspace(pairs, h.dtype, device, "weights"))
         grad_table = F.embedding_bag(positions, h, torch.cumsum(counts, 0) - counts, mode="sum",
                                      per_sample_weights=sorted_weights)  # (items, dim)
-        return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None
+        grad_bias = None
+        if bias_dtype is not None:  # each id's logits' gradients summed, in pair order on one thread
+            grad_bias = torch.bincount(keys, weights=weights.view(-1), minlength=e.shape[0]).to(bias_dtype)
+        return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None, grad_bias
 
 
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
@@ -210,10 +221,10 @@ def logits_of(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tenso
     """(positions, candidates) logits of each position's candidate ids (positions, candidates): the
     dense path (one product with the whole table, then a gather) or the sparse one (bagged products on a
     CPU, the candidates' embeddings gathered elsewhere); all give the same values and gradients (tested)."""
+    if not dense and hidden.device.type == "cpu":
+        return _BaggedCandidateLogits.apply(hidden, table, candidates, bias)  # the bias added inside
     if dense:
         logits = _DenseCandidateLogits.apply(hidden, table, candidates)  # (positions, candidates)
-    elif hidden.device.type == "cpu":
-        logits = _BaggedCandidateLogits.apply(hidden, table, candidates)
     else:
         logits = gathered_logits(hidden, table, candidates)
     # The bias is added after the gather: a (positions, candidates) sum, not a (positions, items) one.
