@@ -44,8 +44,9 @@ class MultiHeadAttention(nn.Module):
         # unbind, not two slices: the backward of a slice zero-fills the whole (batch, key_length, 2 * dim) input
         halves = keys_and_values.view(batch, key_length, 2, self.num_heads, head_dim).unbind(2)
         k, v = (x.transpose(1, 2) for x in halves)  # (batch, heads, key_length, head_dim)
-        if self.training and self.dropout_rate > 0 and q.device.type == "cpu":
-            # SDPA's own dropout draws its mask with bernoulli_, 15x slower on a CPU (dropout.py)
+        if self.training and q.device.type == "cpu" and (self.dropout_rate > 0 or q.dtype == torch.bfloat16):
+            # SDPA's own dropout draws its mask with bernoulli_, 15x slower on a CPU (dropout.py); without
+            # dropout SDPA is as fast in float32 but 1.6-2.5x slower in bfloat16 (benchmarks/RESULTS.md)
             attended = causal_attention_with_dropout(q, k, v, allowed, self.dropout_rate)
         else:
             # (batch, heads, query_length, head_dim); scale 1/sqrt(head_dim) is SDPA's default
