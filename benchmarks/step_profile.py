@@ -27,7 +27,7 @@ from gsasrec.runtime import retain_freed_memory
 from gsasrec.step import TrainingStep
 
 GROUPS = {
-    "matrix products": ("aten::mm", "aten::bmm", "aten::addmm", "aten::linear", "aten::matmul"),
+    "matrix products": ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::linear", "aten::matmul"),
     "dtype casts and copies": ("aten::copy_", "aten::_to_copy", "aten::to", "aten::clone", "aten::cat"),
     "random numbers (dropout masks, negatives)": ("aten::uniform_", "aten::random_", "aten::randint",
                                                   "aten::bernoulli_"),

@@ -1,10 +1,10 @@
 """Dropout for CPU training: masks made from random bits by vectorised arithmetic.
 
-On a CPU each mask element is 16 random bits compared with a threshold: the bits come 64 at a time from
-random_(), about 8x faster than the uniform_() floats (and 15x faster than the bernoulli_() inside
-F.dropout) that masks took before, a sixth of a CPU training step. The keep probability is 1 - rate
-rounded to a multiple of 2^-16. Masks come from torch's global CPU generator (seeded and saved with a run,
-so resumed runs draw the same masks).
+On a CPU each mask element is 16 random bits (8 where they give the rate exactly) compared with a threshold:
+the bits come 64 at a time from random_(), about 8x faster than the uniform_() floats (and 15x faster than
+the bernoulli_() inside F.dropout) that masks took before, a sixth of a CPU training step. The keep
+probability is 1 - rate rounded to a multiple of 2^-16. Masks come from torch's global CPU generator
+(seeded and saved with a run, so resumed runs draw the same masks).
 """
 
 from __future__ import annotations
@@ -29,15 +29,19 @@ def kept_scale(shape: torch.Size | tuple[int, ...], rate: float, dtype: torch.dt
     """(shape) of `dtype`: 1 / (1 - rate) where an element is kept (with probability 1 - rate, to 2^-16),
     0 where it is dropped. Multiplying by it is dropout."""
     count = math.prod(shape)
-    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits each
-    halves = words.view(torch.int16)[:count].view(shape)  # uniform over -32768..32767
-    threshold = round(rate * 65536) - 32768  # kept where halves >= threshold
+    # 8 random bits an element where they give the rate exactly (0.5, 0.25, ...), else 16: the bits are most
+    # of a mask's cost.
+    bits = 8 if (rate * 256).is_integer() else 16
+    per_word = 64 // bits
+    words = torch.empty((count + per_word - 1) // per_word, dtype=torch.int64).random_(-(2**63), None)
+    draws = words.view(torch.int8 if bits == 8 else torch.int16)[:count].view(shape)  # uniform, signed
+    threshold = round(rate * 2**bits) - 2 ** (bits - 1)  # kept where draws >= threshold
     scale = 1.0 / (1.0 - rate)
-    # halves - threshold + 1 is at least 1 where kept and at most 0 where dropped; scaled and clamped to [0, scale]
+    # draws - threshold + 1 is at least 1 where kept and at most 0 where dropped; scaled and clamped to [0, scale]
     # it is the mask itself. Vectorised arithmetic: on a CPU a comparison to bool, the bool's conversion to float
     # and masked_fill_ each cost 4-30 times a float multiplication (benchmarks/RESULTS.md). float32 holds every
     # int16 exactly (bfloat16 does not), so the rounding to `dtype` comes last.
-    mask = halves.to(torch.float32).sub_(threshold - 1).mul_(scale).clamp_(0, scale)
+    mask = draws.to(torch.float32).sub_(threshold - 1).mul_(scale).clamp_(0, scale)
     return mask.to(dtype)
 
 
