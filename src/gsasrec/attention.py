@@ -60,7 +60,7 @@ class _BlockedAttention(torch.autograd.Function):
             mask = kept_scale(weights.shape, rate, weights.dtype) if rate > 0 else None
             kept = weights if mask is None else weights * mask
             out[:, start:end] = torch.bmm(kept, v[:, :end])
-            saved.append((weights, mask, kept))
+            saved.append((weights, mask, kept))  # kept too: remade, it would cost the backward a pass
         ctx.save_for_backward(q, k, v)
         ctx.blocks, ctx.shape = saved, (batch, heads, width, head_dim)
         return out.view(batch, heads, width, head_dim)

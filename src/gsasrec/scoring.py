@@ -160,20 +160,7 @@ class _BaggedCandidateLogits(torch.autograd.Function):
         rows, width = candidates.shape
         ctx.save_for_backward(h, e, candidates)
         ctx.dtypes = hidden.dtype, table.dtype, None if bias is None else bias.dtype
-        if width > e.shape[0]:
-            # More candidates than items (a tiny catalogue): every product is cheaper, and the sampled product
-            # refuses a row with more entries than columns.
-            with torch.autocast(h.device.type, enabled=False):
-                logits = (h @ e.T).gather(1, candidates)
-        else:
-            # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
-            # memory left uninitialised could hold a NaN and spoil the sum.
-            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
-                warnings.simplefilter("ignore", UserWarning)
-                pattern = torch.sparse_csr_tensor(
-                    torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
-                    h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
-            logits = torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+        logits = sampled_products(h, e, candidates)
         if bias is not None:
             logits += bias.to(dtype).index_select(0, candidates.view(-1)).view(rows, width)
         return logits
@@ -205,6 +192,24 @@ class _BaggedCandidateLogits(torch.autograd.Function):
         return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None, grad_bias
 
 
+def sampled_products(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(positions, candidates) products h[p] . e[candidates[p, c]], each computed once (autocast off)."""
+    rows, width = candidates.shape
+    if width > e.shape[0]:
+        # More candidates than items (a tiny catalogue): every product is cheaper, and the sampled product
+        # refuses a row with more entries than columns.
+        with torch.autocast(h.device.type, enabled=False):
+            return (h @ e.T).gather(1, candidates)
+    # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
+    # memory left uninitialised could hold a NaN and spoil the sum.
+    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(
+            torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
+            h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
+    return torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+
+
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
                      negatives: torch.Tensor, dense: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
     """(positions, 1 + negatives) logits, column 0 the positive.
@@ -221,10 +226,10 @@ def logits_of(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tenso
     """(positions, candidates) logits of each position's candidate ids (positions, candidates): the
     dense path (one product with the whole table, then a gather) or the sparse one (bagged products on a
     CPU, the candidates' embeddings gathered elsewhere); all give the same values and gradients (tested)."""
-    if not dense and hidden.device.type == "cpu":
-        return _BaggedCandidateLogits.apply(hidden, table, candidates, bias)  # the bias added inside
     if dense:
         logits = _DenseCandidateLogits.apply(hidden, table, candidates)  # (positions, candidates)
+    elif hidden.device.type == "cpu":
+        return _BaggedCandidateLogits.apply(hidden, table, candidates, bias)  # the bias added inside
     else:
         logits = gathered_logits(hidden, table, candidates)
     # The bias is added after the gather: a (positions, candidates) sum, not a (positions, items) one.
