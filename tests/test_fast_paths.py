@@ -234,3 +234,59 @@ def test_bagged_gradients_are_the_same_for_any_thread_count_and_buffer():
         torch.set_num_threads(threads)
     for later in results[1:]:
         assert all(torch.equal(a, b) for a, b in zip(results[0], later))
+
+
+def test_bagged_gbce_equals_the_loss_of_the_bagged_logits(monkeypatch):
+    # The fused loss (gradients taken in the forward, part by part) against gbce_loss of the logits with
+    # autograd's backward: value and the gradients of hidden, table and bias, in float64 and float32, with
+    # parts of 7 positions over 40 (the last one short), a scaled loss, no bias, and under bf16 autocast.
+    from gsasrec import scoring
+    from gsasrec.loss import gbce_logit_gradient
+    from gsasrec.scoring import bagged_gbce_loss, logits_of
+
+    monkeypatch.setattr(scoring, "GBCE_PART", 7)
+    generator = torch.Generator().manual_seed(8)
+    for dtype, tolerance in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        table = torch.randn(300, 16, generator=generator, dtype=dtype, requires_grad=True)
+        bias = torch.randn(300, generator=generator, dtype=dtype).sub(4).requires_grad_()
+        hidden = torch.randn(40, 16, generator=generator, dtype=dtype, requires_grad=True)
+        candidates = torch.randint(1, 299, (40, 33), generator=generator)
+        for with_bias in (True, False):
+            b = bias if with_bias else None
+            inputs = (hidden, table, bias) if with_bias else (hidden, table)
+            expected = gbce_loss(logits_of(hidden, table, candidates, False, b), 0.3)
+            expected_grads = torch.autograd.grad(3 * expected, inputs)
+            fused = bagged_gbce_loss(hidden, table, candidates, b, 0.3)
+            torch.testing.assert_close(fused, expected, rtol=tolerance, atol=tolerance)
+            for a, e in zip(torch.autograd.grad(3 * fused, inputs), expected_grads):
+                assert a.dtype == e.dtype
+                torch.testing.assert_close(a, e, rtol=tolerance, atol=tolerance)
+    logits = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(gbce_loss(logits, 0.7), logits)
+    torch.testing.assert_close(gbce_logit_gradient(logits.detach().clone(), 0.7), grad, rtol=1e-12, atol=1e-15)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = hidden.detach().float().bfloat16().requires_grad_()
+        loss = bagged_gbce_loss(half, table.detach().float().requires_grad_(), candidates, None, 0.3)
+        assert loss.dtype == torch.float32
+        assert torch.autograd.grad(loss, half)[0].dtype == torch.bfloat16
+
+
+def test_bagged_gbce_is_the_same_for_any_thread_count():
+    from gsasrec.scoring import bagged_gbce_loss
+
+    generator = torch.Generator().manual_seed(9)
+    table = torch.randn(3418, 32, generator=generator, requires_grad=True)
+    bias = torch.randn(3418, generator=generator, requires_grad=True)
+    hidden = torch.randn(2500, 32, generator=generator, requires_grad=True)
+    candidates = torch.randint(1, 3417, (2500, 257), generator=generator)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (threads, 1, threads):
+            torch.set_num_threads(count)
+            loss = bagged_gbce_loss(hidden, table, candidates, bias, 0.2)
+            results.append((loss, *torch.autograd.grad(loss, (hidden, table, bias))))
+    finally:
+        torch.set_num_threads(threads)
+    for later in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], later))

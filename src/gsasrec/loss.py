@@ -42,7 +42,7 @@ def gbce_loss(logits: torch.Tensor, beta: float, mask: torch.Tensor | None = Non
     """Mean gBCE over positions.
 
     logits: (..., 1 + negatives), column 0 the positive. mask: (...), true where the position counts;
-    without it every position counts. Computed in float32 whatever the input dtype.
+    without it every position counts. Computed in float32, or float64 for float64 logits.
     """
     return gbce_loss_split(logits[..., 0], logits[..., 1:], beta, mask)
 
@@ -52,11 +52,29 @@ def gbce_loss_split(positive: torch.Tensor, negatives: torch.Tensor, beta: float
     """gbce_loss with the positive's logits (...) and the negatives' (..., negatives) apart: no
     (..., 1 + negatives) copy is made when they come from two products."""
     count = negatives.shape[-1] + 1
-    per_position = beta * F.softplus(-positive.float()) + F.softplus(negatives.float()).sum(-1)  # (...)
+    per_position = gbce_per_position(positive, negatives, beta)  # (...)
     if mask is not None:
         mask = mask.to(per_position.dtype)
         return (per_position * mask).sum() / (mask.sum() * count)
     return per_position.mean() / count
+
+
+def gbce_per_position(positive: torch.Tensor, negatives: torch.Tensor, beta: float) -> torch.Tensor:
+    """Each position's gBCE summed over its candidates (...), in float32 or wider: beta * softplus(-s) for
+    the positive's logit (...) and softplus(s) for each negative's (..., negatives)."""
+    dtype = torch.promote_types(positive.dtype, torch.float32)
+    return beta * F.softplus(-positive.to(dtype)) + F.softplus(negatives.to(dtype)).sum(-1)
+
+
+def gbce_logit_gradient(logits: torch.Tensor, beta: float, count: int | None = None) -> torch.Tensor:
+    """The gradient of gbce_loss(logits, beta) (no mask) with respect to logits (positions, 1 + negatives),
+    computed in place over `logits`, which it returns: -beta * sigmoid(-s) for the positive and sigmoid(s)
+    for each negative, divided by count, the number of logits the mean is over (these logits' own by
+    default; a larger one when they are a part of the batch's)."""
+    positive = logits[:, 0].neg()  # (positions,)
+    gradient = logits.sigmoid_()
+    gradient[:, 0] = positive.sigmoid_().mul_(-beta)
+    return gradient.div_(logits.numel() if count is None else count)
 
 
 def full_ce_loss(all_logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gsasrec.items import padding_id
+from gsasrec.loss import gbce_logit_gradient, gbce_per_position
 
 # The dense path computes all num_items + 2 logits per position with one matmul and gathers; the sparse
 # path computes only the candidates' logits. Dense wins while the catalogue is below a multiple of
@@ -145,69 +146,141 @@ class _BaggedCandidateLogits(torch.autograd.Function):
 
     Each product is computed once, from rows of the table and of hidden that stay in the cache: the
     forward is a sampled product (torch.sparse.sampled_addmm over the candidates' pattern), the backward
-    two weighted sums of rows (embedding_bag with per-sample weights): each position's gradient sums its
-    candidates' rows of the table, each item's sums the rows of the positions that drew it, visited in
-    a stable sort by item; the bias's gradient is a weighted count of each id. The dense path instead
-    multiplies every position with every item (ML-1M: 13 times the products, 200 MB of buffers). Every sum
-    runs in a fixed order on one thread, so runs are bit-identical for any thread count; everything is
-    float32 (float64 for float64 inputs), also under bf16 autocast."""
+    two weighted sums of rows (bagged_gradients). The dense path instead multiplies every position with
+    every item (ML-1M: 13 times the products, 200 MB of buffers). Every sum runs in a fixed order on one
+    thread, so runs are bit-identical for any thread count; everything is float32 (float64 for float64
+    inputs), also under bf16 autocast."""
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
                 bias: torch.Tensor | None) -> torch.Tensor:
-        dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
-        h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
-        rows, width = candidates.shape
+        h, e, logits = bagged_logits(hidden, table, candidates, bias)
         ctx.save_for_backward(h, e, candidates)
         ctx.dtypes = hidden.dtype, table.dtype, None if bias is None else bias.dtype
-        logits = sampled_products(h, e, candidates)
-        if bias is not None:
-            logits += bias.to(dtype).index_select(0, candidates.view(-1)).view(rows, width)
         return logits
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         h, e, candidates = ctx.saved_tensors
         hidden_dtype, table_dtype, bias_dtype = ctx.dtypes
-        weights = grad.to(h.dtype).contiguous()  # (positions, candidates)
-        grad_hidden = F.embedding_bag(candidates, e, per_sample_weights=weights, mode="sum")  # (positions, dim)
-        # The pairs in a stable order by item, in buffers kept between steps (scoring.workspace): fresh, these
-        # 15-30 MB arrays of a different size every step faulted in new pages. Ids fit 16 bits in most
-        # catalogues, whose stable sort takes 60% of a 32-bit one's time.
-        pairs, width, device = candidates.numel(), candidates.shape[1], h.device
-        key_dtype = torch.int16 if e.shape[0] <= 1 << 15 else torch.int32
-        keys = workspace(pairs, key_dtype, device, "keys").copy_(candidates.view(-1))
-        by_item = workspace(pairs, torch.int64, device, "by item")  # pair numbers (position * width + column)
-        torch.sort(keys, stable=True, out=(workspace(pairs, key_dtype, device, "sorted keys"), by_item))
-        counts = torch.bincount(keys, minlength=e.shape[0])  # (items,)
-        positions = torch.div(by_item, width, rounding_mode="floor",
-                              out=workspace(pairs, torch.int64, device, "positions"))  # each pair's row of h
-        sorted_weights = torch.index_select(weights.view(-1), 0, by_item,
-                                            out=workspace(pairs, h.dtype, device, "weights"))
-        grad_table = F.embedding_bag(positions, h, torch.cumsum(counts, 0) - counts, mode="sum",
-                                     per_sample_weights=sorted_weights)  # (items, dim)
-        grad_bias = None
-        if bias_dtype is not None:  # each id's logits' gradients summed, in pair order on one thread
-            grad_bias = torch.bincount(keys, weights=weights.view(-1), minlength=e.shape[0]).to(bias_dtype)
-        return grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None, grad_bias
+        grad_hidden, grad_table, grad_bias = bagged_gradients(h, e, candidates, grad, bias_dtype is not None)
+        return (grad_hidden.to(hidden_dtype), grad_table.to(table_dtype), None,
+                None if grad_bias is None else grad_bias.to(bias_dtype))
 
 
-def sampled_products(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """(positions, candidates) products h[p] . e[candidates[p, c]], each computed once (autocast off)."""
+# Positions per part of _BaggedGBCE: a part's weights, keys and rows of hidden stay in a core's cache
+# (1,024 x 257 pairs: 1 MB of float32 weights, 0.5 MB of 16-bit keys).
+GBCE_PART = 1024
+
+
+class _BaggedGBCE(torch.autograd.Function):
+    """gbce_loss of the bagged logits, its gradients taken in the forward.
+
+    The loss is a scalar, so once the logits of a part of the positions are known so is the gradient of
+    the loss with respect to them (loss.gbce_logit_gradient), and with it that part's terms of the
+    gradients of hidden, the table and the bias. The forward computes all of them part by part (GBCE_PART
+    positions at a time), while the part's logits, gradients and sorted pairs are still in the cache; the
+    backward only scales them by the loss's gradient. The parts are fixed by the batch, not by the
+    threads, and their terms are added in order: the same bits for any thread count."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
+                bias: torch.Tensor | None, beta: float) -> torch.Tensor:
+        dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
+        h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
+        b = None if bias is None else bias.to(dtype)
+        rows, width = candidates.shape
+        per_position = torch.empty(rows, dtype=dtype, device=h.device)
+        grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
+        grad_bias = None if b is None else torch.zeros_like(b)
+        for start in range(0, rows, GBCE_PART):
+            part = slice(start, min(start + GBCE_PART, rows))
+            ids = candidates[part]  # (part positions, candidates)
+            added = None if b is None else b.expand(len(ids), -1).gather(1, ids)
+            logits = sampled_products(h[part], e, ids, added)  # (part positions, candidates)
+            per_position[part] = gbce_per_position(logits[:, 0], logits[:, 1:], beta)
+            grad = gbce_logit_gradient(logits, beta, rows * width)  # in place of logits
+            grad_hidden[part], table_term, bias_term = bagged_gradients(h[part], e, ids, grad, b is not None)
+            grad_table += table_term
+            if grad_bias is not None:
+                grad_bias += bias_term
+        ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_table.to(table.dtype),
+                              None if bias is None else grad_bias.to(bias.dtype))
+        return per_position.mean() / width  # gbce_loss's reduction
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        grads = [g if g is None or bool(grad_loss == 1) else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
+        return grads[0], grads[1], None, grads[2], None
+
+
+def bagged_gbce_loss(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
+                     bias: torch.Tensor | None, beta: float) -> torch.Tensor:
+    """gbce_loss(logits_of(hidden, table, candidates, dense=False, bias), beta) on a CPU, with the same
+    value and gradients up to float rounding (tested), in less time (benchmarks/RESULTS.md)."""
+    return _BaggedGBCE.apply(hidden, table, candidates, bias, beta)
+
+
+def bagged_logits(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
+                  bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h, e, logits): hidden and table in the bagged path's dtype (float32 or wider) and their
+    (positions, candidates) logits, the bias included."""
+    dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
+    h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
+    # The bias along a broadcast row: a gather 8x faster than index_select of the flattened ids.
+    added = None if bias is None else bias.to(dtype).expand(len(candidates), -1).gather(1, candidates)
+    return h, e, sampled_products(h, e, candidates, added)
+
+
+def bagged_gradients(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor, grad: torch.Tensor,
+                     with_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradients of hidden (positions, dim), of the table (items, dim) and, with_bias, of the bias
+    (items,), in h's dtype, given the logits' (positions, candidates): each position's gradient sums its
+    candidates' rows of the table, each item's sums the rows of the positions that drew it, visited in a
+    stable sort by item (embedding_bag with per-sample weights), and each id's bias sums its logits'
+    gradients in pair order."""
+    weights = grad.to(h.dtype).contiguous()  # (positions, candidates)
+    grad_hidden = F.embedding_bag(candidates, e, per_sample_weights=weights, mode="sum")  # (positions, dim)
+    # The pairs in a stable order by item, in buffers kept between steps (scoring.workspace): fresh, these
+    # 15-30 MB arrays of a different size every step faulted in new pages. Ids fit 16 bits in most
+    # catalogues, whose stable sort takes 60% of a 32-bit one's time.
+    pairs, width, device = candidates.numel(), candidates.shape[1], h.device
+    key_dtype = torch.int16 if e.shape[0] <= 1 << 15 else torch.int32
+    keys = workspace(pairs, key_dtype, device, "keys").copy_(candidates.view(-1))
+    by_item = workspace(pairs, torch.int64, device, "by item")  # pair numbers (position * width + column)
+    torch.sort(keys, stable=True, out=(workspace(pairs, key_dtype, device, "sorted keys"), by_item))
+    counts = torch.bincount(keys, minlength=e.shape[0])  # (items,)
+    positions = torch.div(by_item, width, rounding_mode="floor",
+                          out=workspace(pairs, torch.int64, device, "positions"))  # each pair's row of h
+    sorted_weights = torch.index_select(weights.view(-1), 0, by_item,
+                                        out=workspace(pairs, h.dtype, device, "weights"))
+    grad_table = F.embedding_bag(positions, h, torch.cumsum(counts, 0) - counts, mode="sum",
+                                 per_sample_weights=sorted_weights)  # (items, dim)
+    grad_bias = torch.bincount(keys, weights=weights.view(-1), minlength=e.shape[0]) if with_bias else None
+    return grad_hidden, grad_table, grad_bias
+
+
+def sampled_products(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor,
+                     added: torch.Tensor | None = None) -> torch.Tensor:
+    """(positions, candidates) products h[p] . e[candidates[p, c]] (+ added[p, c]), each computed once
+    (autocast off)."""
     rows, width = candidates.shape
     if width > e.shape[0]:
         # More candidates than items (a tiny catalogue): every product is cheaper, and the sampled product
         # refuses a row with more entries than columns.
         with torch.autocast(h.device.type, enabled=False):
-            return (h @ e.T).gather(1, candidates)
-    # The pattern's values are a broadcast zero: the sampled product multiplies them by beta = 0, so
-    # memory left uninitialised could hold a NaN and spoil the sum.
+            products = (h @ e.T).gather(1, candidates)
+        return products if added is None else products + added
+    # The pattern's values are what the sampled product adds (beta = 1), or a broadcast zero that it
+    # multiplies by beta = 0, so memory left uninitialised could not hold a NaN and spoil the sum.
+    values = h.new_zeros(1).expand(candidates.numel()) if added is None else added.reshape(-1)
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state": only its layout is used
         warnings.simplefilter("ignore", UserWarning)
         pattern = torch.sparse_csr_tensor(
             torch.arange(0, candidates.numel() + 1, width, device=h.device), candidates.reshape(-1),
-            h.new_zeros(1).expand(candidates.numel()), size=(rows, e.shape[0]), check_invariants=False)
-    return torch.sparse.sampled_addmm(pattern, h, e.T, beta=0.0).values().view(rows, width)
+            values, size=(rows, e.shape[0]), check_invariants=False)
+    beta = 0.0 if added is None else 1.0
+    return torch.sparse.sampled_addmm(pattern, h, e.T, beta=beta).values().view(rows, width)
 
 
 def candidate_logits(hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor,
