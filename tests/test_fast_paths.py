@@ -244,7 +244,8 @@ def test_bagged_gbce_equals_the_loss_of_the_bagged_logits(monkeypatch):
     from gsasrec.loss import gbce_logit_gradient
     from gsasrec.scoring import bagged_gbce_loss, logits_of
 
-    monkeypatch.setattr(scoring, "GBCE_PART", 7)
+    monkeypatch.setattr(scoring, "GBCE_PART_PAIRS", 7 * 33)
+    monkeypatch.setattr(scoring, "GBCE_PAIRS_PER_ITEM", 0)
     generator = torch.Generator().manual_seed(8)
     for dtype, tolerance in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
         table = torch.randn(300, 16, generator=generator, dtype=dtype, requires_grad=True)

@@ -168,9 +168,13 @@ class _BaggedCandidateLogits(torch.autograd.Function):
                 None if grad_bias is None else grad_bias.to(bias_dtype))
 
 
-# Positions per part of _BaggedGBCE: a part's weights, keys and rows of hidden stay in a core's cache
-# (1,024 x 257 pairs: 1 MB of float32 weights, 0.5 MB of 16-bit keys).
-GBCE_PART = 1024
+# (position, candidate) pairs per part of _BaggedGBCE: a part's weights, keys and rows of hidden stay in a
+# core's cache (1 MB of float32 weights, 0.5 MB of 16-bit keys; ML-1M's 257 candidates: 1,020 positions).
+# Each part also writes and adds a whole (items, dim) table of its terms, so a part holds at least
+# GBCE_PAIRS_PER_ITEM pairs per item: a large catalogue is one part (a 15,000-item log's 3 parts were 5-10%
+# slower than one).
+GBCE_PART_PAIRS = 1 << 18
+GBCE_PAIRS_PER_ITEM = 64
 
 
 class _BaggedGBCE(torch.autograd.Function):
@@ -178,10 +182,10 @@ class _BaggedGBCE(torch.autograd.Function):
 
     The loss is a scalar, so once the logits of a part of the positions are known so is the gradient of
     the loss with respect to them (loss.gbce_logit_gradient), and with it that part's terms of the
-    gradients of hidden, the table and the bias. The forward computes all of them part by part (GBCE_PART
-    positions at a time), while the part's logits, gradients and sorted pairs are still in the cache; the
-    backward only scales them by the loss's gradient. The parts are fixed by the batch, not by the
-    threads, and their terms are added in order: the same bits for any thread count."""
+    gradients of hidden, the table and the bias. The forward computes all of them part by part (about
+    GBCE_PART_PAIRS candidates at a time), while the part's logits, gradients and sorted pairs are still
+    in the cache; the backward only scales them by the loss's gradient. The parts are fixed by the batch,
+    not by the threads, and their terms are added in order: the same bits for any thread count."""
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
@@ -193,8 +197,9 @@ class _BaggedGBCE(torch.autograd.Function):
         per_position = torch.empty(rows, dtype=dtype, device=h.device)
         grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
         grad_bias = None if b is None else torch.zeros_like(b)
-        for start in range(0, rows, GBCE_PART):
-            part = slice(start, min(start + GBCE_PART, rows))
+        step = max(max(GBCE_PART_PAIRS, GBCE_PAIRS_PER_ITEM * len(e)) // width, 1)  # positions per part
+        for start in range(0, rows, step):
+            part = slice(start, min(start + step, rows))
             ids = candidates[part]  # (part positions, candidates)
             added = None if b is None else b.expand(len(ids), -1).gather(1, ids)
             logits = sampled_products(h[part], e, ids, added)  # (part positions, candidates)
