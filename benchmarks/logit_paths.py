@@ -1,11 +1,13 @@
 """Dense (one matmul over the catalogue, then gather) against sparse logits (on a CPU bagged products, elsewhere
-gathered embeddings and bmm).
+gathered embeddings and bmm), and on a CPU the fused gBCE of the bagged logits (scoring.bagged_gbce_loss).
 
-    python benchmarks/logit_paths.py [--positions 13800] [--dim 128] [--device cpu]
+    python benchmarks/logit_paths.py [--positions 13800] [--dim 128] [--device cpu] [--part-pairs N]
+        [--negatives 1 16 64 256] [--items 100 300 1000 3416 10000 30000]
 
 Times forward + backward of gBCE over the logits of [positive, negatives] for several catalogue sizes
-and negative counts (median of 5 after 2 warm-ups) and prints the ratio; scoring.DENSE_LOGITS_RATIO is
+and negative counts (median of --repeats runs less 2 warm-ups) and prints the ratio; scoring.DENSE_LOGITS_RATIO is
 set from where the dense path stops winning. 13,800 positions is the non-padding part of an ML-1M batch.
+--part-pairs replaces scoring.GBCE_PART_PAIRS, the fused loss's pairs per part (a large number: one part).
 """
 
 from __future__ import annotations
@@ -16,22 +18,28 @@ import time
 
 import torch
 
+from gsasrec import scoring
 from gsasrec.loss import gbce_loss
 from gsasrec.runtime import resolve_device, retain_freed_memory
-from gsasrec.scoring import candidate_logits, use_dense_logits
+from gsasrec.scoring import bagged_gbce_loss, candidate_logits, use_dense_logits
 
 
-def time_path(dense: bool, positions: int, dim: int, rows: int, negatives: int, device) -> float:
+def time_path(path: str, positions: int, dim: int, rows: int, negatives: int, device, repeats: int = 7) -> float:
+    """Median seconds of one forward and backward by path "dense", "sparse" or "fused"."""
     table = torch.randn(rows, dim, device=device, requires_grad=True)
     hidden = torch.randn(positions, dim, device=device, requires_grad=True)
     positives = torch.randint(1, rows - 1, (positions,), device=device)
     times = []
-    for _ in range(7):
+    for _ in range(repeats):
         negative_ids = torch.randint(1, rows - 1, (positions, negatives), device=device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        loss = gbce_loss(candidate_logits(hidden, table, positives, negative_ids, dense), 0.5)
+        if path == "fused":
+            candidates = torch.cat([positives.unsqueeze(1), negative_ids], dim=1)  # (positions, 1 + negatives)
+            loss = bagged_gbce_loss(hidden, table, candidates, None, 0.5)
+        else:
+            loss = gbce_loss(candidate_logits(hidden, table, positives, negative_ids, path == "dense"), 0.5)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -44,18 +52,29 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=13_800)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--part-pairs", type=int)
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each path, the first two not counted")
+    parser.add_argument("--negatives", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--items", type=int, nargs="+", default=[100, 300, 1_000, 3_416, 10_000, 30_000])
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.part_pairs:
+        scoring.GBCE_PART_PAIRS = args.part_pairs
     retain_freed_memory()
-    print("items    negatives  dense_s  sparse_s  dense/sparse  auto")
-    for negatives in (1, 16, 64, 256):
-        for items in (100, 300, 1_000, 3_416, 10_000, 30_000):
+    fused = device.type == "cpu"
+    print("items    negatives  dense_s  sparse_s  dense/sparse  auto" + ("  fused_s  sparse/fused" if fused else ""))
+    for negatives in args.negatives:
+        for items in args.items:
             if items + 2 > 200 * (negatives + 1):
                 continue
-            dense = time_path(True, args.positions, args.dim, items + 2, negatives, device)
-            sparse = time_path(False, args.positions, args.dim, items + 2, negatives, device)
+            dense = time_path("dense", args.positions, args.dim, items + 2, negatives, device, args.repeats)
+            sparse = time_path("sparse", args.positions, args.dim, items + 2, negatives, device, args.repeats)
             auto = "dense" if use_dense_logits(items, negatives, args.positions, device) else "sparse"
-            print(f"{items:>7} {negatives:>9} {dense:>8.3f} {sparse:>9.3f} {dense / sparse:>12.2f}  {auto}")
+            line = f"{items:>7} {negatives:>9} {dense:>8.3f} {sparse:>9.3f} {dense / sparse:>12.2f}  {auto:<6}"
+            if fused:
+                seconds = time_path("fused", args.positions, args.dim, items + 2, negatives, device, args.repeats)
+                line += f" {seconds:>8.3f} {sparse / seconds:>13.2f}"
+            print(line)
 
 
 if __name__ == "__main__":
