@@ -197,12 +197,11 @@ class _BaggedGBCE(torch.autograd.Function):
         per_position = torch.empty(rows, dtype=dtype, device=h.device)
         grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
         grad_bias = None if b is None else torch.zeros_like(b)
-        step = max(max(GBCE_PART_PAIRS, GBCE_PAIRS_PER_ITEM * len(e)) // width, 1)  # positions per part
-        for start in range(0, rows, step):
-            part = slice(start, min(start + step, rows))
+        per_part = max(max(GBCE_PART_PAIRS, GBCE_PAIRS_PER_ITEM * len(e)) // width, 1)  # positions
+        for start in range(0, rows, per_part):
+            part = slice(start, min(start + per_part, rows))
             ids = candidates[part]  # (part positions, candidates)
-            added = None if b is None else b.expand(len(ids), -1).gather(1, ids)
-            logits = sampled_products(h[part], e, ids, added)  # (part positions, candidates)
+            logits = bagged_logits(h[part], e, ids, b)[2]  # (part positions, candidates)
             per_position[part] = gbce_per_position(logits[:, 0], logits[:, 1:], beta)
             grad = gbce_logit_gradient(logits, beta, rows * width)  # in place of logits
             grad_hidden[part], table_term, bias_term = bagged_gradients(h[part], e, ids, grad, b is not None)
