@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -67,13 +68,14 @@ def main() -> None:
         for items in args.items:
             if items + 2 > 200 * (negatives + 1):
                 continue
-            dense = time_path("dense", args.positions, args.dim, items + 2, negatives, device, args.repeats)
-            sparse = time_path("sparse", args.positions, args.dim, items + 2, negatives, device, args.repeats)
+            seconds_of = partial(time_path, positions=args.positions, dim=args.dim, rows=items + 2,
+                                 negatives=negatives, device=device, repeats=args.repeats)
+            dense, sparse = seconds_of("dense"), seconds_of("sparse")
             auto = "dense" if use_dense_logits(items, negatives, args.positions, device) else "sparse"
             line = f"{items:>7} {negatives:>9} {dense:>8.3f} {sparse:>9.3f} {dense / sparse:>12.2f}  {auto:<6}"
             if fused:
-                seconds = time_path("fused", args.positions, args.dim, items + 2, negatives, device, args.repeats)
-                line += f" {seconds:>8.3f} {sparse / seconds:>13.2f}"
+                fused_seconds = seconds_of("fused")
+                line += f" {fused_seconds:>8.3f} {sparse / fused_seconds:>13.2f}"
             print(line)
 
 

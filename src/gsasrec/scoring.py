@@ -190,7 +190,7 @@ class _BaggedGBCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,
                 bias: torch.Tensor | None, beta: float) -> torch.Tensor:
-        dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
+        dtype = bagged_dtype(hidden, table)
         h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
         b = None if bias is None else bias.to(dtype)
         rows, width = candidates.shape
@@ -214,7 +214,9 @@ class _BaggedGBCE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        grads = [g if g is None or bool(grad_loss == 1) else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
+        grads = ctx.saved_tensors  # hidden's, the table's, the bias's (None without one)
+        if not bool(grad_loss == 1):  # a training step's loss.backward() passes 1: nothing to scale
+            grads = [None if g is None else g * grad_loss.to(g.dtype) for g in grads]
         return grads[0], grads[1], None, grads[2], None
 
 
@@ -229,11 +231,16 @@ def bagged_logits(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.T
                   bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(h, e, logits): hidden and table in the bagged path's dtype (float32 or wider) and their
     (positions, candidates) logits, the bias included."""
-    dtype = torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
+    dtype = bagged_dtype(hidden, table)
     h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
     # The bias along a broadcast row: a gather 8x faster than index_select of the flattened ids.
     added = None if bias is None else bias.to(dtype).expand(len(candidates), -1).gather(1, candidates)
     return h, e, sampled_products(h, e, candidates, added)
+
+
+def bagged_dtype(hidden: torch.Tensor, table: torch.Tensor) -> torch.dtype:
+    """The dtype the bagged path computes in: float32, or float64 where an input is."""
+    return torch.promote_types(torch.promote_types(hidden.dtype, table.dtype), torch.float32)
 
 
 def bagged_gradients(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor, grad: torch.Tensor,
