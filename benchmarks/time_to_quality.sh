@@ -6,8 +6,8 @@
 #   STEPS=2 SEEDS=0 bash benchmarks/time_to_quality.sh ../shared/datasets sasrec    (a quick check of the script)
 # Recipes: gsasrec (t=0.75, 10 minutes), gsasrec_t1 (t=1.0, 10 minutes), sasrec (1 negative, t=0, 3 minutes);
 # gsasrec_shared and gsasrec_t1_shared (negatives shared by a batch row, 2,800 steps, under 10 minutes);
-# gsasrec_30min (shared, 1,024 negatives, three blocks, 5,000 steps, about 21 minutes); gsasrec_60min (the same,
-# 12,000 steps, about 50 minutes).
+# gsasrec_30min (shared, 1,024 negatives, three blocks, 5,000 steps, about 21 minutes); gsasrec_60min (the same
+# with six blocks, 5,000 steps, about 34 minutes).
 # One run at a time: two trainings side by side on a 2-core machine slow each other down. Runs land in
 # benchmarks/runs/.
 set -euo pipefail
