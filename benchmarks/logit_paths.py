@@ -1,5 +1,6 @@
 """Dense (one matmul over the catalogue, then gather) against sparse logits (on a CPU bagged products, elsewhere
-gathered embeddings and bmm), and on a CPU the fused gBCE of the bagged logits (scoring.bagged_gbce_loss).
+gathered embeddings and bmm), and on a CPU the fused gBCE of the bagged logits (scoring.bagged_gbce_loss) in torch
+and in the C kernel (gsasrec.native).
 
     python benchmarks/logit_paths.py [--positions 13800] [--dim 128] [--device cpu] [--part-pairs N]
         [--negatives 1 16 64 256] [--items 100 300 1000 3416 10000 30000]
@@ -8,25 +9,28 @@ Times forward + backward of gBCE over the logits of [positive, negatives] for se
 and negative counts (median of --repeats runs less 2 warm-ups) and prints the ratio; scoring.DENSE_LOGITS_RATIO is
 set from where the dense path stops winning. 13,800 positions is the non-padding part of an ML-1M batch.
 --part-pairs replaces scoring.GBCE_PART_PAIRS, the fused loss's pairs per part (a large number: one part).
+On a CPU: fused_s is the fused loss in torch (GSASREC_NATIVE=0), native_s the C kernel's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from functools import partial
 
 import torch
 
-from gsasrec import scoring
+from gsasrec import native, scoring
 from gsasrec.loss import gbce_loss
 from gsasrec.runtime import resolve_device, retain_freed_memory
 from gsasrec.scoring import bagged_gbce_loss, candidate_logits, use_dense_logits
 
 
 def time_path(path: str, positions: int, dim: int, rows: int, negatives: int, device, repeats: int = 7) -> float:
-    """Median seconds of one forward and backward by path "dense", "sparse" or "fused"."""
+    """Median seconds of one forward and backward by path "dense", "sparse", "fused" (torch) or "native"."""
+    os.environ[native.ENVIRONMENT_SWITCH] = "1" if path == "native" else "0"
     table = torch.randn(rows, dim, device=device, requires_grad=True)
     hidden = torch.randn(positions, dim, device=device, requires_grad=True)
     positives = torch.randint(1, rows - 1, (positions,), device=device)
@@ -36,7 +40,7 @@ def time_path(path: str, positions: int, dim: int, rows: int, negatives: int, de
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        if path == "fused":
+        if path in ("fused", "native"):
             candidates = torch.cat([positives.unsqueeze(1), negative_ids], dim=1)  # (positions, 1 + negatives)
             loss = bagged_gbce_loss(hidden, table, candidates, None, 0.5)
         else:
@@ -63,7 +67,9 @@ def main() -> None:
         scoring.GBCE_PART_PAIRS = args.part_pairs
     retain_freed_memory()
     fused = device.type == "cpu"
-    print("items    negatives  dense_s  sparse_s  dense/sparse  auto" + ("  fused_s  sparse/fused" if fused else ""))
+    kernel = fused and native.library() is not None
+    print("items    negatives  dense_s  sparse_s  dense/sparse  auto" + ("  fused_s  sparse/fused" if fused else "")
+          + ("  native_s  fused/native" if kernel else ""))
     for negatives in args.negatives:
         for items in args.items:
             if items + 2 > 200 * (negatives + 1):
@@ -76,6 +82,9 @@ def main() -> None:
             if fused:
                 fused_seconds = seconds_of("fused")
                 line += f" {fused_seconds:>8.3f} {sparse / fused_seconds:>13.2f}"
+            if kernel:
+                native_seconds = seconds_of("native")
+                line += f" {native_seconds:>9.3f} {fused_seconds / native_seconds:>13.2f}"
             print(line)
 
 

@@ -14,7 +14,7 @@ LAYERS = [
     ["config"],
     ["data", "data.folder", "data.split", "data.times", "data.interactions", "data.streaming", "data.download",
      "data.recipes", "data.stats"],
-    ["dropout", "attention", "model", "loss", "batches", "scoring", "objectives", "transition_term"],
+    ["native", "dropout", "attention", "model", "loss", "batches", "scoring", "objectives", "transition_term"],
     ["checkpoint", "runs", "inference"],
     ["evaluation", "calibration", "baselines"],
     ["step", "distributed", "export", "recommender", "derive"],

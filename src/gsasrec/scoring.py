@@ -7,6 +7,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from gsasrec import native
 from gsasrec.items import padding_id
 from gsasrec.loss import gbce_logit_gradient, gbce_per_position
 
@@ -194,6 +195,12 @@ class _BaggedGBCE(torch.autograd.Function):
         h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
         b = None if bias is None else bias.to(dtype)
         rows, width = candidates.shape
+        kernel = native_kernel(h, e, candidates)
+        if kernel is not None:
+            per_position, grad_hidden, grad_table, grad_bias = native_gbce(kernel, h, e, candidates, b, beta)
+            ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_table.to(table.dtype),
+                                  None if bias is None else grad_bias.to(bias.dtype))
+            return per_position.mean() / width
         per_position = torch.empty(rows, dtype=dtype, device=h.device)
         grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
         grad_bias = None if b is None else torch.zeros_like(b)
@@ -218,6 +225,35 @@ class _BaggedGBCE(torch.autograd.Function):
         if not bool(grad_loss == 1):  # a training step's loss.backward() passes 1: nothing to scale
             grads = [None if g is None else g * grad_loss.to(g.dtype) for g in grads]
         return grads[0], grads[1], None, grads[2], None
+
+
+def native_kernel(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor):
+    """The C kernel (gsasrec.native) where it serves these inputs: float32 CPU tensors, or None."""
+    if (h.device.type != "cpu" or h.dtype != torch.float32 or e.dtype != torch.float32
+            or candidates.dtype != torch.int64 or not len(candidates)):
+        return None
+    return native.library()
+
+
+def native_gbce(kernel, h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor, b: torch.Tensor | None,
+                beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(per position loss, hidden's, the table's and the bias's gradients) of gBCE's mean over the
+    (positions, candidates) pairs, from the C kernel (native_gbce.c): the values of the parts loop of
+    _BaggedGBCE up to float rounding, in one pass over the pairs with no sort."""
+    rows, width = candidates.shape
+    h, e, ids = h.contiguous(), e.contiguous(), candidates.contiguous()
+    b = None if b is None else b.contiguous()
+    per_position, grad_hidden, grad_table = torch.empty(rows), torch.empty_like(h), torch.empty_like(e)
+    grad_bias = None if b is None else torch.empty_like(b)
+    logit_gradient = workspace(rows * width, torch.float32, h.device, "logit gradient")
+    failed = kernel.gsasrec_gbce(
+        h.data_ptr(), rows, h.shape[1], e.data_ptr(), e.shape[0], None if b is None else b.data_ptr(),
+        ids.data_ptr(), width, beta, 1.0 / (rows * width), per_position.data_ptr(), logit_gradient.data_ptr(),
+        grad_hidden.data_ptr(), grad_table.data_ptr(), None if grad_bias is None else grad_bias.data_ptr(),
+        torch.get_num_threads())
+    if failed:
+        raise RuntimeError("the native gBCE kernel could not start its threads")
+    return per_position, grad_hidden, grad_table, grad_bias
 
 
 def bagged_gbce_loss(hidden: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor,

@@ -1,0 +1,90 @@
+"""The package's one C kernel (native_gbce.c), compiled for this machine on first use and loaded with ctypes.
+
+The kernel is optional: without a C compiler, with GSASREC_NATIVE=0, or where compiling fails, `library()`
+returns None and training takes torch's path, which gives the same loss and gradients up to float rounding
+(tests/test_native.py). The shared object is built with -march=native, so its cached file is named by a hash of
+the source, the compiler's version and this CPU's flags: a home directory shared by different machines gets one
+build per kind of CPU, never one that would stop on an instruction the CPU lacks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("native_gbce.c")
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-pthread"]
+ENVIRONMENT_SWITCH = "GSASREC_NATIVE"
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL | None] = {}
+
+
+def enabled() -> bool:
+    """False when GSASREC_NATIVE is 0 (or false, off, no): torch's path only."""
+    return os.environ.get(ENVIRONMENT_SWITCH, "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, or None where it is switched off or cannot be built here (built once per process)."""
+    if not enabled():
+        return None
+    with _lock:
+        if "gbce" not in _loaded:
+            _loaded["gbce"] = _build_and_load()
+        return _loaded["gbce"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "gsasrec" / "native"
+
+
+def _compiler() -> str | None:
+    return next((c for c in (os.environ.get("CC"), "cc", "gcc", "clang") if c and shutil.which(c)), None)
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() + platform.machine()
+
+
+def _build_and_load() -> ctypes.CDLL | None:
+    compiler = _compiler()
+    if compiler is None or platform.system() == "Windows":
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, _cpu_flags(), *FLAGS]).encode())
+        target = cache_dir() / f"gbce-{key.hexdigest()[:16]}.so"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Built under a temporary name and renamed: a process that finds the file finds it whole.
+            with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+                built = Path(scratch) / target.name
+                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"], check=True,
+                               capture_output=True, timeout=120)
+                os.replace(built, target)
+        return _declare(ctypes.CDLL(str(target)))
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    lib.gsasrec_gbce.restype = ctypes.c_int
+    lib.gsasrec_gbce.argtypes = [pointer, size, size, pointer, size, pointer, pointer, size, ctypes.c_double,
+                                 ctypes.c_double, pointer, pointer, pointer, pointer, pointer, ctypes.c_int]
+    return lib

@@ -1,0 +1,84 @@
+"""The C gBCE kernel (gsasrec.native, native_gbce.c) against torch's path: the same loss and gradients up to
+float rounding, the same bits for any thread count, and torch's path wherever the kernel is off or cannot be
+built."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsasrec import native
+from gsasrec.scoring import bagged_gbce_loss, native_kernel
+
+needs_kernel = pytest.mark.skipif(native.library() is None, reason="no C compiler here: the kernel cannot be built")
+
+
+def loss_and_gradients(monkeypatch, switch: str, hidden, table, candidates, bias, beta, scale=1.0):
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, switch)
+    inputs = [x for x in (hidden, table, bias) if x is not None]
+    loss = bagged_gbce_loss(hidden, table, candidates, bias, beta)
+    return (loss, *torch.autograd.grad(scale * loss, inputs))
+
+
+@needs_kernel
+@pytest.mark.parametrize("positions, dim, items, width", [(1, 16, 50, 2), (300, 20, 700, 33), (1400, 128, 3418, 257)])
+def test_kernel_matches_torch_path(monkeypatch, positions, dim, items, width):
+    generator = torch.Generator().manual_seed(positions)
+    table = torch.randn(items, dim, generator=generator).mul(0.3).requires_grad_()
+    bias = torch.randn(items, generator=generator).sub(4).requires_grad_()
+    hidden = torch.randn(positions, dim, generator=generator).mul(0.3).requires_grad_()
+    candidates = torch.randint(1, items - 1, (positions, width), generator=generator)
+    candidates[0, -1] = candidates[0, 0]  # a negative that is the positive: both terms count
+    for b in (bias, None):
+        kernel = loss_and_gradients(monkeypatch, "1", hidden, table, candidates, b, 0.2, scale=3.0)
+        torch_path = loss_and_gradients(monkeypatch, "0", hidden, table, candidates, b, 0.2, scale=3.0)
+        for a, e in zip(kernel, torch_path):
+            assert a.dtype == e.dtype
+            torch.testing.assert_close(a, e, rtol=2e-5, atol=1e-9)
+
+
+@needs_kernel
+def test_kernel_is_the_same_for_any_thread_count(monkeypatch):
+    generator = torch.Generator().manual_seed(3)
+    table = torch.randn(3418, 64, generator=generator, requires_grad=True)
+    bias = torch.randn(3418, generator=generator, requires_grad=True)
+    hidden = torch.randn(2000, 64, generator=generator, requires_grad=True)
+    candidates = torch.randint(1, 3417, (2000, 257), generator=generator)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (threads, 1, 3, threads):
+            torch.set_num_threads(count)
+            results.append(loss_and_gradients(monkeypatch, "1", hidden, table, candidates, bias, 0.5))
+    finally:
+        torch.set_num_threads(threads)
+    for later in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], later))
+
+
+def test_switch_and_inputs_the_kernel_does_not_serve(monkeypatch):
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "0")
+    assert native.library() is None
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "1")
+    h, e = torch.zeros(3, 8), torch.zeros(10, 8)
+    candidates = torch.zeros(3, 4, dtype=torch.int64)
+    assert native_kernel(h.double(), e.double(), candidates) is None  # float64: torch's path
+    assert native_kernel(h, e, candidates.int()) is None
+    assert native_kernel(h[:0], e, candidates[:0]) is None
+
+
+def test_no_compiler_means_torch_path(monkeypatch, tmp_path):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert native._build_and_load() is None
+
+
+@needs_kernel
+def test_build_is_cached_under_the_cpu_and_source_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert native._build_and_load() is not None
+    (built,) = (tmp_path / "gsasrec" / "native").iterdir()
+    assert built.name.startswith("gbce-") and built.suffix == ".so"
+    stamp = built.stat().st_mtime_ns
+    assert native._build_and_load() is not None
+    assert [p.name for p in built.parent.iterdir()] == [built.name] and built.stat().st_mtime_ns == stamp
