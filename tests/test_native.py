@@ -82,3 +82,13 @@ def test_build_is_cached_under_the_cpu_and_source_key(monkeypatch, tmp_path):
     stamp = built.stat().st_mtime_ns
     assert native._build_and_load() is not None
     assert [p.name for p in built.parent.iterdir()] == [built.name] and built.stat().st_mtime_ns == stamp
+
+
+@needs_kernel
+def test_loading_the_kernel_keeps_subnormal_numbers():
+    # Linked with -ffast-math, the shared object would switch the CPU to flush subnormals to zero for the whole
+    # process as it loads; these would then be 0.
+    assert native.library() is not None
+    tiny = 5e-324
+    assert tiny * 1.0 > 0
+    assert torch.tensor([1e-40]).mul(1.0).item() > 0
