@@ -92,3 +92,42 @@ def test_loading_the_kernel_keeps_subnormal_numbers():
     tiny = 5e-324
     assert tiny * 1.0 > 0
     assert torch.tensor([1e-40]).mul(1.0).item() > 0
+
+
+def test_training_through_the_kernel_repeats_and_resume_says_when_it_changes(monkeypatch, tmp_path, capsys):
+    # A catalogue large enough for the sparse path (more items than 4 x (1 + negatives)): the kernel where it
+    # can be built, torch's path elsewhere. Same seed, same bits; a resume that changes path says so.
+    from synthetic import write_config, write_cycle_dataset
+
+    from gsasrec.config import load_config
+    from gsasrec.data.recipes import open_dataset
+    from gsasrec.runs import read_records
+    from gsasrec.training import RunOptions, resume, train
+
+    write_cycle_dataset(tmp_path / "datasets", num_users=64, num_items=200, val_users=8)
+    config = load_config(write_config(tmp_path / "c.py", max_epochs=3, max_batches_per_epoch=2))
+    dataset = open_dataset("cycle", tmp_path / "datasets")
+    losses = []
+    for name in ("a", "b"):
+        train(config, dataset, RunOptions(output_dir=tmp_path / name, seed=1, max_steps=3, progress=False))
+        losses.append([r["loss"] for r in read_records(tmp_path / name)])
+    assert losses[0] == losses[1]
+    available = native.library() is not None
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "1" if not available else "0")
+    resume(tmp_path / "a", tmp_path / "datasets", progress=False, max_steps=4)
+    said = capsys.readouterr().err
+    if available:
+        assert "was trained with the C gBCE kernel and resumes without it" in said
+
+
+def test_a_bad_switch_is_one_line_and_nothing_runs(monkeypatch, capsys, tmp_path):
+    from gsasrec.cli import main
+
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "maybe")
+    assert main(["train", "--dataset", "nothing", "--datasets-dir", str(tmp_path), "--output-dir",
+                 str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip() == ("gsasrec: error: environment variable GSASREC_NATIVE must be 1 or 0 "
+                                               "(true/false, on/off, yes/no), got 'maybe'")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, " Off ")
+    assert native.library() is None

@@ -19,6 +19,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from gsasrec.errors import GSASRecError
+
 SOURCE = Path(__file__).with_name("native_gbce.c")
 # -ffast-math lets the loss's exp and log1p run on vectors (glibc's libmvec). It is given to the compile step
 # only: linked with it, a shared object sets the CPU's flush-to-zero and denormals-are-zero bits for the whole
@@ -32,9 +34,17 @@ _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
 
 
+SWITCH_VALUES = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
+                 "no": False}
+
+
 def enabled() -> bool:
-    """False when GSASREC_NATIVE is 0 (or false, off, no): torch's path only."""
-    return os.environ.get(ENVIRONMENT_SWITCH, "1").strip().lower() not in {"0", "false", "off", "no"}
+    """GSASREC_NATIVE: 1 (the default; or true, on, yes) or 0 (false, off, no: torch's path only)."""
+    value = os.environ.get(ENVIRONMENT_SWITCH, "1")
+    if value.strip().lower() not in SWITCH_VALUES:
+        raise GSASRecError(f"environment variable {ENVIRONMENT_SWITCH} must be 1 or 0 (true/false, on/off, "
+                           f"yes/no), got {value!r}")
+    return SWITCH_VALUES[value.strip().lower()]
 
 
 def library() -> ctypes.CDLL | None:

@@ -35,10 +35,11 @@ typedef struct {
     float beta, scale;
     float *per_position, *logit_gradient, *grad_hidden, *grad_table, *grad_bias;
     int threads;
+    int64_t next_unit; /* step 2's next unit of work */
 } Problem;
 
 typedef struct {
-    const Problem *problem;
+    Problem *problem; /* one copy shared by the threads of a step (its next_unit is their counter) */
     int thread;
 } Task;
 
@@ -61,6 +62,7 @@ static float sum_of(vec v) {
 INLINE float dot(const float *h, const vec *hv, const float *e, int64_t dim, int n) {
     if (n == 0) {
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int64_t d = 0; d < dim; d++) s += h[d] * e[d];
         return s;
     }
@@ -95,8 +97,12 @@ INLINE void by_position_n(const Problem *pr, int64_t first, int64_t last, int n)
         if (n == 0) memset(gh, 0, (size_t)dim * sizeof(float));
         for (int64_t c = 0; c < width; c++) {
             const float *e = pr->table + ids[c] * dim;
-            if (n == 0)
-                for (int64_t d = 0; d < dim; d++) gh[d] += g[c] * e[d];
+            if (n == 0) {
+                float *restrict out = gh;
+                const float w = g[c];
+#pragma omp simd
+                for (int64_t d = 0; d < dim; d++) out[d] += w * e[d];
+            }
             for (int v = 0; v < n; v++) gv[v] += g[c] * *(const vec *)(e + v * LANES);
         }
         for (int v = 0; v < n; v++) *(vec *)(gh + v * LANES) = gv[v];
@@ -130,8 +136,12 @@ INLINE void table_slice(const Problem *pr, int64_t first, int64_t span, int whol
                 *(vec *)(t + LANES) += g[c] * h1;
             }
         } else {
-            for (int64_t c = 0; c < width; c++)
-                for (int64_t d = 0; d < span; d++) pr->grad_table[ids[c] * dim + first + d] += g[c] * h[d];
+            for (int64_t c = 0; c < width; c++) {
+                float *restrict t = pr->grad_table + ids[c] * dim + first;
+                const float w = g[c];
+#pragma omp simd
+                for (int64_t d = 0; d < span; d++) t[d] += w * h[d];
+            }
         }
     }
 }
@@ -152,16 +162,25 @@ static void *positions_task(void *arg) {
     return NULL;
 }
 
-/* Thread t takes slices t, t + threads, ...; the bias's gradient goes to the last thread, whose slices are
-   fewest or as many. */
+/* The table's slices and the bias are units of work handed out in turn to whichever thread is free (the bias
+   first, the smallest of them). Each unit writes only its own outputs, so which thread takes it changes
+   nothing in the result. */
 static void *slices_task(void *arg) {
     const Task *task = arg;
-    const Problem *pr = task->problem;
-    for (int64_t first = (int64_t)task->thread * SLICE; first < pr->dim; first += (int64_t)pr->threads * SLICE) {
+    Problem *pr = task->problem;
+    const int with_bias = pr->grad_bias != NULL;
+    const int64_t units = (pr->dim + SLICE - 1) / SLICE + with_bias;
+    for (;;) {
+        const int64_t unit = __atomic_fetch_add(&pr->next_unit, 1, __ATOMIC_RELAXED);
+        if (unit >= units) break;
+        if (with_bias && unit == 0) {
+            bias_gradient(pr);
+            continue;
+        }
+        const int64_t first = (unit - with_bias) * SLICE;
         if (pr->dim - first >= SLICE) table_slice(pr, first, SLICE, 1);
         else table_slice(pr, first, pr->dim - first, 0);
     }
-    if (pr->grad_bias && task->thread == pr->threads - 1) bias_gradient(pr);
     return NULL;
 }
 
@@ -189,8 +208,9 @@ int gsasrec_gbce(const float *hidden, int64_t positions, int64_t dim, const floa
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     const int64_t slices = (dim + SLICE - 1) / SLICE;
     Problem pr = {hidden, table, bias, candidates, positions, dim, items, width, (float)beta, (float)scale,
-                  per_position, logit_gradient, grad_hidden, grad_table, grad_bias, threads};
+                  per_position, logit_gradient, grad_hidden, grad_table, grad_bias, threads, 0};
     if (run_threads(positions_task, &pr, positions < threads ? (int)(positions > 0 ? positions : 1) : threads) != 0)
         return -1;
-    return run_threads(slices_task, &pr, slices < threads ? (int)slices : threads);
+    const int64_t units = slices + (grad_bias != NULL);
+    return run_threads(slices_task, &pr, units < threads ? (int)units : threads);
 }

@@ -47,7 +47,15 @@ def environment(device: torch.device, world_size: int) -> dict:
            "started": datetime.now().isoformat(timespec="seconds")}
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
+    else:  # which gBCE path a CPU run takes: the C kernel's sums round differently from torch's
+        env["native_gbce"] = native_gbce_available()
     return env
+
+
+def native_gbce_available() -> bool:
+    from gsasrec import native
+
+    return native.library() is not None
 
 
 def write_run_config(run_dir: Path, payload: dict) -> None:

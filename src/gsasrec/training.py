@@ -49,7 +49,7 @@ from gsasrec.evaluation import check_limit, choose_transition_weights, evaluate_
 from gsasrec.model import GSASRec
 from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
-from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_run_config
+from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, native_gbce_available, read_run_config
 from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import is_main_process, new_seed, retain_freed_memory, stop_requests, warn_if_emulated
 from gsasrec.step import TrainingStep, learning_rate_at
@@ -497,7 +497,8 @@ class Trainer:
 
 
 def note_changes(run_dir: Path, saved_world_size: int, world_size: int) -> None:
-    """Say so when a run resumes on another number of processes or CPU threads: other random draws, or
+    """Say so when a run resumes on another number of processes or CPU threads, or with or without the C gBCE
+    kernel (gsasrec.native) where it had the other: other random draws, or
     another order of floating-point sums, so the result will not be bit-identical to an uninterrupted run
     (README, "Repeatability, precisely")."""
     changes = []
@@ -505,11 +506,16 @@ def note_changes(run_dir: Path, saved_world_size: int, world_size: int) -> None:
         changes.append(f"was trained on {saved_world_size} process{'es' * (saved_world_size > 1)} and resumes "
                        f"on {world_size}")
     try:
-        recorded = read_run_config(run_dir)["environment"]["threads"]
+        recorded = read_run_config(run_dir)["environment"]
     except (GSASRecError, KeyError, ValueError, TypeError):
-        recorded = None
-    if recorded is not None and recorded != torch.get_num_threads():
-        changes.append(f"was trained with {recorded} CPU threads and resumes with {torch.get_num_threads()}")
+        recorded = {}
+    threads = recorded.get("threads") if isinstance(recorded, dict) else None
+    if threads is not None and threads != torch.get_num_threads():
+        changes.append(f"was trained with {threads} CPU threads and resumes with {torch.get_num_threads()}")
+    kernel = recorded.get("native_gbce") if isinstance(recorded, dict) else None
+    if kernel is not None and kernel != native_gbce_available():
+        changes.append(f"was trained {'with' if kernel else 'without'} the C gBCE kernel and resumes "
+                       f"{'without' if kernel else 'with'} it")
     if changes:
         print(f"note: {run_dir} {' and '.join(changes)}: it will not be bit-identical to an uninterrupted run",
               file=sys.stderr)

@@ -17,6 +17,7 @@ import gc
 import os
 import sys
 
+from gsasrec import native
 from gsasrec.errors import GSASRecError
 
 USER_ERROR, INTERRUPTED = 2, 130
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and argument errors end here, before torch loads
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
+        native.enabled()  # a bad GSASREC_NATIVE is refused before any work, not deep inside a run
         code = args.handler(args)  # None, or an exit code of its own (an interrupted run: 130)
     except GSASRecError as error:
         print(f"gsasrec: error: {error}", file=sys.stderr)

@@ -32,8 +32,15 @@ EXAMPLES = """examples:
   gsasrec train --config configs/ml1m_gsasrec.py --nproc 2 --output-dir runs/ddp
   gsasrec train --resume runs/ddp --nproc 2           # a distributed run, continued as one
   gsasrec train --config configs/ml1m_gsasrec.py --nproc 2 --output-dir runs/ddp --resume-if-exists --max-restarts 3
-  torchrun --nproc_per_node=4 --max-restarts=3 -m gsasrec train --config configs/ml1m_gsasrec.py \
-      --output-dir runs/big --resume-if-exists      # workers restarted after a failure pick up last.pt"""
+  torchrun --nproc_per_node=4 --max-restarts=3 -m gsasrec train --config configs/ml1m_gsasrec.py \\
+      --output-dir runs/big --resume-if-exists      # workers restarted after a failure pick up last.pt
+  GSASREC_NATIVE=0 gsasrec train --config configs/ml1m_gsasrec.py   # torch's gBCE path, not the C kernel
+
+environment:
+  GSASREC_NATIVE   1 (default): on a CPU, gBCE with each position's own negatives runs in a C kernel built by
+                   the machine's C compiler on first use (cached in ~/.cache/gsasrec/native); 0: torch's path
+                   (the same loss up to float rounding). Without a compiler torch's path is taken either way.
+  GSASREC_DATASETS the datasets folder when --datasets-dir is not given (else ./datasets)"""
 
 
 def register(commands) -> None:
