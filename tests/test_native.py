@@ -1,6 +1,6 @@
 """The C gBCE kernel (gsasrec.native, native_gbce.c) against torch's path: the same loss and gradients up to
-float rounding, the same bits for any thread count, and torch's path wherever the kernel is off or cannot be
-built."""
+float rounding, and torch's path wherever the kernel is off or cannot be built. The same bits for any thread
+count: tests/test_fast_paths.py, for both paths."""
 
 from __future__ import annotations
 
@@ -35,25 +35,6 @@ def test_kernel_matches_torch_path(monkeypatch, positions, dim, items, width):
         for a, e in zip(kernel, torch_path):
             assert a.dtype == e.dtype
             torch.testing.assert_close(a, e, rtol=2e-5, atol=1e-9)
-
-
-@needs_kernel
-def test_kernel_is_the_same_for_any_thread_count(monkeypatch):
-    generator = torch.Generator().manual_seed(3)
-    table = torch.randn(3418, 64, generator=generator, requires_grad=True)
-    bias = torch.randn(3418, generator=generator, requires_grad=True)
-    hidden = torch.randn(2000, 64, generator=generator, requires_grad=True)
-    candidates = torch.randint(1, 3417, (2000, 257), generator=generator)
-    threads = torch.get_num_threads()
-    results = []
-    try:
-        for count in (threads, 1, 3, threads):
-            torch.set_num_threads(count)
-            results.append(loss_and_gradients(monkeypatch, "1", hidden, table, candidates, bias, 0.5))
-    finally:
-        torch.set_num_threads(threads)
-    for later in results[1:]:
-        assert all(torch.equal(a, b) for a, b in zip(results[0], later))
 
 
 def test_switch_and_inputs_the_kernel_does_not_serve(monkeypatch):

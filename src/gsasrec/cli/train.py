@@ -22,7 +22,7 @@ from gsasrec.errors import GSASRecError
 DEFAULT_MINUTES = 10.0  # derive.DEFAULT_MINUTES (not imported: --help must not wait for numpy and torch)
 
 EXAMPLES = """examples:
-  gsasrec train --config configs/ml1m_gsasrec_shared.py --precision auto --max-steps 2800   # ~8 min, bf16 CPU
+  gsasrec train --config configs/ml1m_gsasrec_10min.py --precision auto --max-steps 1400   # 3-4 min, bf16 CPU
   gsasrec train --config configs/ml1m_gsasrec.py --set shared_negatives=True   # negatives drawn once per batch row
   gsasrec train --dataset shop --max-minutes 10      # no config: settings derived from the data
   gsasrec train --dataset shop --set embedding_dim=64 --set dropout_rate=0.2
