@@ -112,3 +112,15 @@ def test_a_bad_switch_is_one_line_and_nothing_runs(monkeypatch, capsys, tmp_path
     assert not (tmp_path / "run").exists()
     monkeypatch.setenv(native.ENVIRONMENT_SWITCH, " Off ")
     assert native.library() is None
+
+
+@needs_kernel
+def test_a_candidate_outside_the_table_is_refused_not_read(monkeypatch):
+    # Torch's path raises on such an index; the kernel must not read past the table instead.
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "1")
+    table, hidden = torch.randn(50, 16, requires_grad=True), torch.randn(30, 16, requires_grad=True)
+    for bad in (50, -1, 10**9):
+        candidates = torch.randint(0, 50, (30, 9))
+        candidates[17, 4] = bad
+        with pytest.raises(ValueError, match="not a row of the output table"):
+            bagged_gbce_loss(hidden, table, candidates, None, 0.5)

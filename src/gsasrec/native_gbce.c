@@ -34,6 +34,7 @@ typedef struct {
     float *per_position, *logit_gradient, *grad_hidden, *grad_table, *grad_bias;
     int threads;
     int64_t next_unit; /* step 2's next unit of work */
+    int bad_id;        /* set by step 1 on a candidate outside 0..items-1 */
 } Problem;
 
 typedef struct {
@@ -72,7 +73,7 @@ INLINE float dot(const float *h, const vec *hv, const float *e, int64_t dim, int
     return sum_of(even + odd);
 }
 
-INLINE void by_position_n(const Problem *pr, int64_t first, int64_t last, int n) {
+INLINE void by_position_n(Problem *pr, int64_t first, int64_t last, int n) {
     const int64_t dim = pr->dim, width = pr->width;
     for (int64_t p = first; p < last; p++) {
         const float *h = pr->hidden + p * dim;
@@ -80,6 +81,13 @@ INLINE void by_position_n(const Problem *pr, int64_t first, int64_t last, int n)
         float *g = pr->logit_gradient + p * width; /* (width,): the logits, then their gradients */
         vec hv[16], gv[16];
         for (int v = 0; v < n; v++) hv[v] = *(const vec *)(h + v * LANES), gv[v] = (vec){0};
+        uint64_t largest = 0; /* as unsigned, a negative id is larger than any row */
+#pragma omp simd reduction(max : largest)
+        for (int64_t c = 0; c < width; c++) largest = (uint64_t)ids[c] > largest ? (uint64_t)ids[c] : largest;
+        if (largest >= (uint64_t)pr->items) { /* never read outside the table: refuse the call */
+            __atomic_store_n(&pr->bad_id, 1, __ATOMIC_RELAXED);
+            return;
+        }
         for (int64_t c = 0; c < width; c++)
             g[c] = dot(h, hv, pr->table + ids[c] * dim, dim, n) + (pr->bias ? pr->bias[ids[c]] : 0.0f);
         float loss = pr->beta * softplus(-g[0]);
@@ -107,7 +115,7 @@ INLINE void by_position_n(const Problem *pr, int64_t first, int64_t last, int n)
     }
 }
 
-static void by_position(const Problem *pr, int64_t first, int64_t last) {
+static void by_position(Problem *pr, int64_t first, int64_t last) {
     switch (pr->dim) {
     case 2 * LANES: by_position_n(pr, first, last, 2); break;
     case 4 * LANES: by_position_n(pr, first, last, 4); break;
@@ -154,7 +162,7 @@ static int64_t share(int64_t total, int part, int parts) { return total * part /
 
 static void *positions_task(void *arg) {
     const Task *task = arg;
-    const Problem *pr = task->problem;
+    Problem *pr = task->problem;
     by_position(pr, share(pr->positions, task->thread, pr->threads),
                 share(pr->positions, task->thread + 1, pr->threads));
     return NULL;
@@ -194,10 +202,12 @@ static int run_threads(void *(*task)(void *), const Problem *pr, int threads) {
         if (pthread_create(&handles[t], NULL, task, &tasks[t]) != 0) break;
     if (started == threads - 1) task(&tasks[0]);
     for (int t = 1; t <= started; t++) pthread_join(handles[t], NULL);
-    return started == threads - 1 ? 0 : -1;
+    if (started != threads - 1) return -1;
+    return shared.bad_id ? -2 : 0;
 }
 
-/* Returns 0, or -1 when a thread could not be started (the outputs are then incomplete). */
+/* Returns 0; -1 when a thread could not be started, -2 when a candidate is not a row of the table (the outputs
+   are then incomplete). */
 int gsasrec_gbce(const float *hidden, int64_t positions, int64_t dim, const float *table, int64_t items,
                  const float *bias, const int64_t *candidates, int64_t width, double beta, double scale,
                  float *per_position, float *logit_gradient, float *grad_hidden, float *grad_table,
@@ -206,9 +216,10 @@ int gsasrec_gbce(const float *hidden, int64_t positions, int64_t dim, const floa
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     const int64_t slices = (dim + SLICE - 1) / SLICE;
     Problem pr = {hidden, table, bias, candidates, positions, dim, items, width, (float)beta, (float)scale,
-                  per_position, logit_gradient, grad_hidden, grad_table, grad_bias, threads, 0};
-    if (run_threads(positions_task, &pr, positions < threads ? (int)(positions > 0 ? positions : 1) : threads) != 0)
-        return -1;
+                  per_position, logit_gradient, grad_hidden, grad_table, grad_bias, threads, 0, 0};
+    const int failed = run_threads(positions_task, &pr, positions < threads ? (int)(positions > 0 ? positions : 1)
+                                                                            : threads);
+    if (failed) return failed;
     const int64_t units = slices + (grad_bias != NULL);
     return run_threads(slices_task, &pr, units < threads ? (int)units : threads);
 }

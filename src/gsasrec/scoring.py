@@ -251,6 +251,8 @@ def native_gbce(kernel, h: torch.Tensor, e: torch.Tensor, candidates: torch.Tens
         ids.data_ptr(), width, beta, 1.0 / (rows * width), per_position.data_ptr(), logit_gradient.data_ptr(),
         grad_hidden.data_ptr(), grad_table.data_ptr(), None if grad_bias is None else grad_bias.data_ptr(),
         torch.get_num_threads())
+    if failed == -2:
+        raise ValueError(f"a candidate id is not a row of the output table (0..{e.shape[0] - 1})")
     if failed:
         raise RuntimeError("the native gBCE kernel could not start its threads")
     return per_position, grad_hidden, grad_table, grad_bias
