@@ -10,13 +10,13 @@ build per kind of CPU, never one that would stop on an instruction the CPU lacks
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 from gsasrec.errors import GSASRecError
@@ -29,10 +29,6 @@ SOURCE = Path(__file__).with_name("native_gbce.c")
 COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-pthread"]
 LINK_FLAGS = ["-shared", "-pthread"]
 ENVIRONMENT_SWITCH = "GSASREC_NATIVE"
-
-_lock = threading.Lock()
-_loaded: dict[str, ctypes.CDLL | None] = {}
-
 
 SWITCH_VALUES = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
                  "no": False}
@@ -49,12 +45,12 @@ def enabled() -> bool:
 
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, or None where it is switched off or cannot be built here (built once per process)."""
-    if not enabled():
-        return None
-    with _lock:
-        if "gbce" not in _loaded:
-            _loaded["gbce"] = _build_and_load()
-        return _loaded["gbce"]
+    return _built() if enabled() else None
+
+
+def available() -> bool:
+    """Whether a CPU run here takes the kernel (config.json records it: its sums round differently from torch's)."""
+    return library() is not None
 
 
 def cache_dir() -> Path:
@@ -74,6 +70,11 @@ def _cpu_flags() -> str:
     except OSError:
         pass
     return platform.processor() + platform.machine()
+
+
+@functools.cache
+def _built() -> ctypes.CDLL | None:
+    return _build_and_load()
 
 
 def _build_and_load() -> ctypes.CDLL | None:

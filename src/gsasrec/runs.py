@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsasrec import native
 from gsasrec.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_resume_state
 from gsasrec.errors import GSASRecError
 from gsasrec.figures import save_figure, subplots
@@ -48,14 +49,8 @@ def environment(device: torch.device, world_size: int) -> dict:
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
     else:  # which gBCE path a CPU run takes: the C kernel's sums round differently from torch's
-        env["native_gbce"] = native_gbce_available()
+        env["native_gbce"] = native.available()
     return env
-
-
-def native_gbce_available() -> bool:
-    from gsasrec import native
-
-    return native.library() is not None
 
 
 def write_run_config(run_dir: Path, payload: dict) -> None:

@@ -194,30 +194,12 @@ class _BaggedGBCE(torch.autograd.Function):
         dtype = bagged_dtype(hidden, table)
         h, e = hidden.to(dtype), table.to(dtype)  # (positions, dim), (items, dim)
         b = None if bias is None else bias.to(dtype)
-        rows, width = candidates.shape
         kernel = native_kernel(h, e, candidates)
-        if kernel is not None:
-            per_position, grad_hidden, grad_table, grad_bias = native_gbce(kernel, h, e, candidates, b, beta)
-            ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_table.to(table.dtype),
-                                  None if bias is None else grad_bias.to(bias.dtype))
-            return per_position.mean() / width
-        per_position = torch.empty(rows, dtype=dtype, device=h.device)
-        grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
-        grad_bias = None if b is None else torch.zeros_like(b)
-        per_part = max(max(GBCE_PART_PAIRS, GBCE_PAIRS_PER_ITEM * len(e)) // width, 1)  # positions
-        for start in range(0, rows, per_part):
-            part = slice(start, min(start + per_part, rows))
-            ids = candidates[part]  # (part positions, candidates)
-            logits = bagged_logits(h[part], e, ids, b)[2]  # (part positions, candidates)
-            per_position[part] = gbce_per_position(logits[:, 0], logits[:, 1:], beta)
-            grad = gbce_logit_gradient(logits, beta, rows * width)  # in place of logits
-            grad_hidden[part], table_term, bias_term = bagged_gradients(h[part], e, ids, grad, b is not None)
-            grad_table += table_term
-            if grad_bias is not None:
-                grad_bias += bias_term
+        per_position, grad_hidden, grad_table, grad_bias = (
+            parts_gbce(h, e, candidates, b, beta) if kernel is None else native_gbce(kernel, h, e, candidates, b, beta))
         ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_table.to(table.dtype),
                               None if bias is None else grad_bias.to(bias.dtype))
-        return per_position.mean() / width  # gbce_loss's reduction
+        return per_position.mean() / candidates.shape[1]  # gbce_loss's reduction
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
@@ -225,6 +207,28 @@ class _BaggedGBCE(torch.autograd.Function):
         if not bool(grad_loss == 1):  # a training step's loss.backward() passes 1: nothing to scale
             grads = [None if g is None else g * grad_loss.to(g.dtype) for g in grads]
         return grads[0], grads[1], None, grads[2], None
+
+
+def parts_gbce(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor, b: torch.Tensor | None,
+               beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """native_gbce's four results in torch, part by part (about GBCE_PART_PAIRS pairs at a time, see
+    _BaggedGBCE), in h's dtype."""
+    rows, width = candidates.shape
+    per_position = torch.empty(rows, dtype=h.dtype, device=h.device)
+    grad_hidden, grad_table = torch.empty_like(h), torch.zeros_like(e)
+    grad_bias = None if b is None else torch.zeros_like(b)
+    per_part = max(max(GBCE_PART_PAIRS, GBCE_PAIRS_PER_ITEM * len(e)) // width, 1)  # positions
+    for start in range(0, rows, per_part):
+        part = slice(start, min(start + per_part, rows))
+        ids = candidates[part]  # (part positions, candidates)
+        logits = bagged_logits(h[part], e, ids, b)[2]  # (part positions, candidates)
+        per_position[part] = gbce_per_position(logits[:, 0], logits[:, 1:], beta)
+        grad = gbce_logit_gradient(logits, beta, rows * width)  # in place of logits
+        grad_hidden[part], table_term, bias_term = bagged_gradients(h[part], e, ids, grad, b is not None)
+        grad_table += table_term
+        if grad_bias is not None:
+            grad_bias += bias_term
+    return per_position, grad_hidden, grad_table, grad_bias
 
 
 def native_kernel(h: torch.Tensor, e: torch.Tensor, candidates: torch.Tensor):
@@ -243,7 +247,9 @@ def native_gbce(kernel, h: torch.Tensor, e: torch.Tensor, candidates: torch.Tens
     rows, width = candidates.shape
     h, e, ids = h.contiguous(), e.contiguous(), candidates.contiguous()
     b = None if b is None else b.contiguous()
-    per_position, grad_hidden, grad_table = torch.empty(rows), torch.empty_like(h), torch.empty_like(e)
+    # float32 whatever torch's default dtype: the kernel writes floats
+    per_position, grad_hidden = torch.empty(rows, dtype=torch.float32), torch.empty_like(h)
+    grad_table = torch.empty_like(e)
     grad_bias = None if b is None else torch.empty_like(b)
     logit_gradient = workspace(rows * width, torch.float32, h.device, "logit gradient")
     failed = kernel.gsasrec_gbce(

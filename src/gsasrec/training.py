@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from gsasrec import native
 from gsasrec.baselines import BASELINES, evaluate_baseline
 from gsasrec.batches import TrainingBatches
 from gsasrec.checkpoint import (
@@ -49,7 +50,7 @@ from gsasrec.evaluation import check_limit, choose_transition_weights, evaluate_
 from gsasrec.model import GSASRec
 from gsasrec.objectives import objective_for
 from gsasrec.progress import LINE_EVERY_SECONDS, Budget, RunProgress
-from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, native_gbce_available, read_run_config
+from gsasrec.runs import RUN_CONFIG, RunDir, default_run_dir, environment, read_run_config
 from gsasrec.runstate import Progress, RunState
 from gsasrec.runtime import is_main_process, new_seed, retain_freed_memory, stop_requests, warn_if_emulated
 from gsasrec.step import TrainingStep, learning_rate_at
@@ -508,12 +509,13 @@ def note_changes(run_dir: Path, saved_world_size: int, world_size: int) -> None:
     try:
         recorded = read_run_config(run_dir)["environment"]
     except (GSASRecError, KeyError, ValueError, TypeError):
-        recorded = {}
-    threads = recorded.get("threads") if isinstance(recorded, dict) else None
+        recorded = None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    threads = recorded.get("threads")
     if threads is not None and threads != torch.get_num_threads():
         changes.append(f"was trained with {threads} CPU threads and resumes with {torch.get_num_threads()}")
-    kernel = recorded.get("native_gbce") if isinstance(recorded, dict) else None
-    if kernel is not None and kernel != native_gbce_available():
+    kernel = recorded.get("native_gbce")
+    if kernel is not None and kernel != native.available():
         changes.append(f"was trained {'with' if kernel else 'without'} the C gBCE kernel and resumes "
                        f"{'without' if kernel else 'with'} it")
     if changes:
