@@ -10,6 +10,9 @@ CPU, allocated on CUDA) and the time to evaluate every test user.
 
 from __future__ import annotations
 
+import gsasrec  # noqa: F401  (before torch: its thread settings, gsasrec/__init__.py, as the command line has them)
+
+# isort: split
 import argparse
 import json
 import resource

@@ -11,6 +11,9 @@ matrix-product throughput in the step's precision (a 2048 x 2048 x 2048 product)
 
 from __future__ import annotations
 
+import gsasrec  # noqa: F401  (before torch: its thread settings, gsasrec/__init__.py, as the command line has them)
+
+# isort: split
 import argparse
 import os
 import sys

@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, one-line errors with a non-zero exit, no tracebacks."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,17 @@ def test_help_and_argument_errors_do_not_wait_for_torch(argv):
              "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "20000"), ("300000", "300000")])
+def test_torchs_thread_spinning_is_shortened_unless_the_user_set_it(preset, expected):
+    """gsasrec sets GOMP_SPINCOUNT for libgomp before torch loads it (gsasrec/__init__.py), unless it is set."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        env["GOMP_SPINCOUNT"] = preset
+    probe = "import gsasrec, os\nimport torch\nprint(os.environ['GOMP_SPINCOUNT'])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert result.stdout.split() == [expected]
 
 
 def test_serve_names_each_model_once(tmp_path):

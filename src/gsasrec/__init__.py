@@ -6,6 +6,15 @@ The names below load on first use, so that `gsasrec --help` and argument errors 
 from __future__ import annotations
 
 import importlib
+import os
+
+# After each parallel op, torch's CPU worker threads (GNU OpenMP) spin for 300,000 rounds, milliseconds, before they
+# sleep. Between ops a training step runs serial work and the gBCE kernel's own threads (native_gbce.c): on a
+# 2-core machine the spinning thread took a core from them, and an ML-1M bf16 step was 7% slower than with 20,000
+# rounds (benchmarks/RESULTS.md). libgomp reads this once, when torch loads it: so it is set here, for a process that
+# imports gsasrec before torch (the command line does), unless the user has set it.
+SPIN_ROUNDS = "20000"
+os.environ.setdefault("GOMP_SPINCOUNT", SPIN_ROUNDS)
 
 __version__ = "0.1.0"
 

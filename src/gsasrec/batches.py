@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from gsasrec import mersenne
 from gsasrec.data.folder import Sequences
 
 
@@ -57,7 +58,8 @@ def sample_negatives(count: int, negs_per_pos: int, num_items: int,
                      generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """(count, negs_per_pos) ids drawn uniformly from 1..num_items with replacement (as the reference:
     a negative may hit the positive or the history)."""
-    return torch.randint(1, num_items + 1, (count, negs_per_pos), generator=generator, device=device)
+    negatives = torch.empty((count, negs_per_pos), dtype=torch.int64, device=device)
+    return mersenne.random_(negatives, 1, num_items + 1, generator)  # what torch.randint draws
 
 
 def sample_candidates(positives: torch.Tensor, negs_per_pos: int, num_items: int,
@@ -66,7 +68,7 @@ def sample_candidates(positives: torch.Tensor, negs_per_pos: int, num_items: int
     sample_negatives draws from the same generator state (tested), without a joined copy."""
     candidates = torch.empty((len(positives), 1 + negs_per_pos), dtype=torch.int64, device=positives.device)
     candidates[:, 0] = positives
-    candidates[:, 1:].random_(1, num_items + 1, generator=generator)  # what torch.randint draws
+    mersenne.random_(candidates[:, 1:], 1, num_items + 1, generator)  # what torch.randint draws
     return candidates
 
 

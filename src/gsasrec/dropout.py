@@ -1,10 +1,10 @@
 """Dropout for CPU training: masks made from random bits by vectorised arithmetic.
 
 On a CPU each mask element is 16 random bits (8 where they give the rate exactly) compared with a threshold:
-the bits come 64 at a time from random_(), about 8x faster than the uniform_() floats (and 15x faster than
-the bernoulli_() inside F.dropout) that masks took before, a sixth of a CPU training step. The keep
-probability is 1 - rate rounded to a multiple of 2^-16. Masks come from torch's global CPU generator
-(seeded and saved with a run, so resumed runs draw the same masks).
+the bits come 64 at a time from random_() (drawn by native_random.c where it is built: mersenne.py), about 8x
+faster than the uniform_() floats (and 15x faster than the bernoulli_() inside F.dropout) that masks took before,
+a sixth of a CPU training step. The keep probability is 1 - rate rounded to a multiple of 2^-16. Masks come
+from torch's global CPU generator (seeded and saved with a run, so resumed runs draw the same masks).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gsasrec import mersenne
 
 
 def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -33,7 +35,7 @@ def kept_scale(shape: torch.Size | tuple[int, ...], rate: float, dtype: torch.dt
     # of a mask's cost.
     bits = 8 if (rate * 256).is_integer() else 16
     per_word = 64 // bits
-    words = torch.empty((count + per_word - 1) // per_word, dtype=torch.int64).random_(-(2**63), None)
+    words = mersenne.random_words((count + per_word - 1) // per_word)
     draws = words.view(torch.int8 if bits == 8 else torch.int16)[:count].view(shape)  # uniform, signed
     threshold = round(rate * 2**bits) - 2 ** (bits - 1)  # kept where draws >= threshold
     scale = 1.0 / (1.0 - rate)

@@ -1,10 +1,12 @@
-"""The package's one C kernel (native_gbce.c), compiled for this machine on first use and loaded with ctypes.
+"""The package's C kernels, compiled for this machine on first use into one library loaded with ctypes:
+native_gbce.c (the gBCE loss and its gradients) and native_random.c (torch's CPU random numbers, drawn faster).
 
-The kernel is optional: without a C compiler, with GSASREC_NATIVE=0, or where compiling fails, `library()`
+The kernels are optional: without a C compiler, with GSASREC_NATIVE=0, or where compiling fails, `library()`
 returns None and training takes torch's path, which gives the same loss and gradients up to float rounding
-(tests/test_native.py). The shared object is built with -march=native, so its cached file is named by a hash of
-the source, the compiler's version and this CPU's flags: a home directory shared by different machines gets one
-build per kind of CPU, never one that would stop on an instruction the CPU lacks.
+(tests/test_native.py) and the same random numbers (tests/test_mersenne.py). The shared object is built with
+-march=native, so its cached file is named by a hash of the sources, the compiler's version and this CPU's flags:
+a home directory shared by different machines gets one build per kind of CPU, never one that would stop on an
+instruction the CPU lacks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from gsasrec.errors import GSASRecError
 
-SOURCE = Path(__file__).with_name("native_gbce.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("native_gbce.c", "native_random.c")]
 # -ffast-math lets the loss's exp and log1p run on vectors (glibc's libmvec). It is given to the compile step
 # only: linked with it, a shared object sets the CPU's flush-to-zero and denormals-are-zero bits for the whole
 # process when it loads (crtfastmath.o), and every float op of torch, numpy and Python after it would treat
@@ -83,21 +85,27 @@ def _build_and_load() -> ctypes.CDLL | None:
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, _cpu_flags(), *COMPILE_FLAGS,
+        sources = [source.read_text() for source in SOURCES]
+        key = hashlib.sha256("\n".join([*sources, compiler, version, _cpu_flags(), *COMPILE_FLAGS,
                                         *LINK_FLAGS]).encode())
         target = cache_dir() / f"gbce-{key.hexdigest()[:16]}.so"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             # Built under a temporary name and renamed: a process that finds the file finds it whole.
             with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-                built, compiled = Path(scratch) / target.name, Path(scratch) / "gbce.o"
-                for command in ([compiler, *COMPILE_FLAGS, "-c", str(SOURCE), "-o", str(compiled)],
-                                [compiler, *LINK_FLAGS, str(compiled), "-o", str(built), "-lm"]):
-                    subprocess.run(command, check=True, capture_output=True, timeout=120)
+                built = Path(scratch) / target.name
+                objects = [str(Path(scratch) / f"{source.stem}.o") for source in SOURCES]
+                for source, compiled in zip(SOURCES, objects):
+                    _run([compiler, *COMPILE_FLAGS, "-c", str(source), "-o", compiled])
+                _run([compiler, *LINK_FLAGS, *objects, "-o", str(built), "-lm"])
                 os.replace(built, target)
         return _declare(ctypes.CDLL(str(target)))
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -105,4 +113,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gsasrec_gbce.restype = ctypes.c_int
     lib.gsasrec_gbce.argtypes = [pointer, size, size, pointer, size, pointer, pointer, size, ctypes.c_double,
                                  ctypes.c_double, pointer, pointer, pointer, pointer, pointer, ctypes.c_int]
+    lib.gsasrec_random_ints.restype = ctypes.c_int
+    lib.gsasrec_random_ints.argtypes = [pointer, pointer, size, size, size, size, size]
+    lib.gsasrec_random_words.restype = ctypes.c_int
+    lib.gsasrec_random_words.argtypes = [pointer, pointer, size]
     return lib

@@ -1,0 +1,82 @@
+"""Torch's CPU random numbers, drawn by native_random.c: the same numbers at the same places of the stream.
+
+torch steps its CPU generator (a Mersenne Twister) one number at a time under a lock: an ML-1M batch's 3.5 million
+negatives took 6.3 ms of a 0.125 s step and the dropout masks' random bits 4 ms more. The kernel steps it a block
+of 624 words at a time on vectors (1.3 and 0.3 ms). Both functions below leave the generator where torch's own
+draw would, so a run's numbers, its checkpoints' generator states and a resumed run are the same with the kernel
+or without (tests/test_mersenne.py). Where the kernel is switched off or missing, the generator is not a CPU
+one, or a first-use check finds that this torch draws differently, torch draws.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from gsasrec import native
+
+# torch maps a 32-bit output to a range by its remainder only for ranges below some bound (2^28 in torch 2.13:
+# wider ones take 64 bits). Below this one every version the first-use check passes on agrees.
+LARGEST_RANGE = 2**24
+
+
+def random_(view: torch.Tensor, low: int, high: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """view.random_(low, high, generator=generator), in place: for a (rows, cols) int64 view whose rows are
+    contiguous (as a matrix's columns 1: are), drawn in row order. generator None: torch's global one."""
+    generator = generator if generator is not None else torch.default_generator
+    lib = _checked_library() if _fits(view, high - low, generator) else None
+    if lib is None:
+        return view.random_(low, high, generator=generator)
+    state = generator.get_state()
+    rows, cols = view.shape
+    if lib.gsasrec_random_ints(state.data_ptr(), view.data_ptr(), rows, cols, view.stride(0), low, high - low):
+        raise ValueError(f"cannot draw from a range of {high - low}")
+    generator.set_state(state)
+    return view
+
+
+def random_words(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(count,) int64 over the whole 64-bit range: torch.empty(count, dtype=torch.int64).random_(-(2**63), None,
+    generator=generator). generator None: torch's global one."""
+    generator = generator if generator is not None else torch.default_generator
+    words = torch.empty(count, dtype=torch.int64)
+    lib = _checked_library() if generator.device.type == "cpu" else None
+    if lib is None:
+        return words.random_(-(2**63), None, generator=generator)
+    state = generator.get_state()
+    lib.gsasrec_random_words(state.data_ptr(), words.data_ptr(), count)
+    generator.set_state(state)
+    return words
+
+
+def _fits(view: torch.Tensor, range_: int, generator: torch.Generator) -> bool:
+    return (generator.device.type == "cpu" and view.device.type == "cpu" and view.dtype == torch.int64
+            and view.dim() == 2 and (view.stride(1) == 1 or view.shape[1] <= 1) and 0 < range_ <= LARGEST_RANGE)
+
+
+def _checked_library():
+    lib = native.library()
+    return lib if lib is not None and _draws_as_torch(lib) else None
+
+
+@functools.cache
+def _draws_as_torch(lib) -> bool:
+    """Whether the kernel gives this torch's numbers and leaves its generator's state as torch does: checked once,
+    on draws that cross blocks of the stream."""
+    for seed, shape, range_ in ((0, (3, 700), 3416), (7, (41, 61), 2**24), (11, (2, 5), 1)):
+        ours, theirs = (torch.Generator().manual_seed(seed) for _ in range(2))
+        mine, expected = torch.empty(shape, dtype=torch.int64), torch.empty(shape, dtype=torch.int64)
+        state = ours.get_state()
+        lib.gsasrec_random_ints(state.data_ptr(), mine.data_ptr(), *shape, shape[1], 1, range_)
+        ours.set_state(state)
+        expected.random_(1, 1 + range_, generator=theirs)
+        words, expected_words = torch.empty(1000, dtype=torch.int64), torch.empty(1000, dtype=torch.int64)
+        state = ours.get_state()
+        lib.gsasrec_random_words(state.data_ptr(), words.data_ptr(), len(words))
+        ours.set_state(state)
+        expected_words.random_(-(2**63), None, generator=theirs)
+        if not (torch.equal(mine, expected) and torch.equal(words, expected_words)
+                and torch.equal(ours.get_state(), theirs.get_state())):
+            return False
+    return True
