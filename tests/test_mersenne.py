@@ -86,13 +86,17 @@ def test_negatives_are_torch_randints():
     assert torch.equal(candidates[:, 1:], drawn)
 
 
-@pytest.mark.parametrize("rate", [0.5, 0.2])
-def test_dropout_masks_are_the_same_with_the_kernel_or_without(monkeypatch, rate):
+@pytest.mark.parametrize("shape", [(1,), (7, 33, 20), (3, 1000, 5)])  # within one chunk of words, over several
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rate", [0.5, 0.2, 0.3])  # 8 bits an element; 16 bits; a scale bfloat16 rounds
+def test_dropout_masks_are_the_same_with_the_kernel_or_without(monkeypatch, rate, dtype, shape):
     masks = {}
     for switch in ("0", "1"):
         monkeypatch.setenv(native.ENVIRONMENT_SWITCH, switch)
         with torch.random.fork_rng():
             torch.manual_seed(5)
-            masks[switch] = (kept_scale((7, 33, 20), rate), torch.random.get_rng_state())
+            masks[switch] = (kept_scale(shape, rate, dtype), torch.random.get_rng_state())
+    assert masks["1"][0].dtype == dtype and masks["1"][0].shape == shape
     assert torch.equal(masks["0"][0], masks["1"][0])
     assert torch.equal(masks["0"][1], masks["1"][1])
+    assert 0 < masks["1"][0].count_nonzero() < masks["1"][0].numel() or shape == (1,)

@@ -34,11 +34,14 @@ def kept_scale(shape: torch.Size | tuple[int, ...], rate: float, dtype: torch.dt
     # 8 random bits an element where they give the rate exactly (0.5, 0.25, ...), else 16: the bits are most
     # of a mask's cost.
     bits = 8 if (rate * 256).is_integer() else 16
+    threshold = round(rate * 2**bits) - 2 ** (bits - 1)  # kept where draws >= threshold
+    scale = 1.0 / (1.0 - rate)
+    mask = mersenne.random_mask(count, bits, threshold, scale, dtype)  # the same mask in one pass, where it can
+    if mask is not None:
+        return mask.view(shape)
     per_word = 64 // bits
     words = mersenne.random_words((count + per_word - 1) // per_word)
     draws = words.view(torch.int8 if bits == 8 else torch.int16)[:count].view(shape)  # uniform, signed
-    threshold = round(rate * 2**bits) - 2 ** (bits - 1)  # kept where draws >= threshold
-    scale = 1.0 / (1.0 - rate)
     # draws - threshold + 1 is at least 1 where kept and at most 0 where dropped; scaled and clamped to [0, scale]
     # it is the mask itself. Vectorised arithmetic: on a CPU a comparison to bool, the bool's conversion to float
     # and masked_fill_ each cost 4-30 times a float multiplication (benchmarks/RESULTS.md). float32 holds every

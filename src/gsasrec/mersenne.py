@@ -50,6 +50,24 @@ def random_words(count: int, generator: torch.Generator | None = None) -> torch.
     return words
 
 
+def random_mask(count: int, bits: int, threshold: int, scale: float, dtype: torch.dtype,
+                generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """(count,) of `dtype` (float32 or bfloat16): dropout.kept_scale's mask from the same draws, in one pass.
+    Each element's `bits` (8 or 16) bits of random_words(ceil(count * bits / 64)), read as a signed integer in
+    memory order, give `scale` (rounded to dtype) where they are at least `threshold` and 0 elsewhere. None where
+    the kernel cannot draw it (kept_scale then computes it with torch)."""
+    generator = generator if generator is not None else torch.default_generator
+    lib = _checked_library() if generator.device.type == "cpu" else None
+    if lib is None or dtype not in (torch.float32, torch.bfloat16):
+        return None
+    mask = torch.empty(count, dtype=dtype)
+    state = generator.get_state()
+    lib.gsasrec_random_mask(state.data_ptr(), mask.data_ptr(), count, bits, threshold, scale,
+                            int(dtype == torch.bfloat16))
+    generator.set_state(state)
+    return mask
+
+
 def _fits(view: torch.Tensor, range_: int, generator: torch.Generator) -> bool:
     return (generator.device.type == "cpu" and view.device.type == "cpu" and view.dtype == torch.int64
             and view.dim() == 2 and (view.stride(1) == 1 or view.shape[1] <= 1) and 0 < range_ <= LARGEST_RANGE)

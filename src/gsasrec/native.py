@@ -117,4 +117,6 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gsasrec_random_ints.argtypes = [pointer, pointer, size, size, size, size, size]
     lib.gsasrec_random_words.restype = ctypes.c_int
     lib.gsasrec_random_words.argtypes = [pointer, pointer, size]
+    lib.gsasrec_random_mask.restype = ctypes.c_int
+    lib.gsasrec_random_mask.argtypes = [pointer, pointer, size, ctypes.c_int, size, ctypes.c_float, ctypes.c_int]
     return lib

@@ -16,6 +16,12 @@
 
 enum { WORDS = 624, SHIFT = 397 };
 
+/* 64-bit words are read and written as their 32-bit halves and as 8- or 16-bit integers: through these types,
+   which the compiler knows may alias any other. */
+typedef uint32_t half_word __attribute__((may_alias));
+typedef int8_t draw8 __attribute__((may_alias));
+typedef int16_t draw16 __attribute__((may_alias));
+
 #define UPPER_BIT 0x80000000u
 #define LOWER_BITS 0x7fffffffu
 #define TWIST_XOR 0x9908b0dfu
@@ -123,15 +129,13 @@ int gsasrec_random_ints(uint8_t *state, int64_t *out, int64_t rows, int64_t cols
     return 0;
 }
 
-/* count 64-bit words into out, as torch's random_() over an int64 tensor's whole range: each word the next two
-   outputs, the first the high half. */
-int gsasrec_random_words(uint8_t *state, uint64_t *out, int64_t count) {
-    Engine engine;
-    load(&engine, state);
-    uint32_t *halves = (uint32_t *)out; /* 2 * count outputs, then paired in place */
+/* count 64-bit words from the engine into out, as torch's random_() over an int64 tensor's whole range: each word
+   the next two outputs, the first as the high half. */
+static void next_words(Engine *engine, uint64_t *out, int64_t count) {
+    half_word *halves = (half_word *)out; /* 2 * count outputs, then paired in place */
     for (int64_t c = 0; c < 2 * count;) {
         const uint32_t *words;
-        int64_t n = take(&engine, 2 * count - c, &words);
+        int64_t n = take(engine, 2 * count - c, &words);
         for (int64_t i = 0; i < n; i++) halves[c + i] = tempered(words[i]);
         c += n;
     }
@@ -139,6 +143,54 @@ int gsasrec_random_words(uint8_t *state, uint64_t *out, int64_t count) {
         uint64_t pair;
         memcpy(&pair, out + i, sizeof pair); /* two outputs: the first in the low 4 bytes (little-endian) */
         out[i] = (pair << 32) | (pair >> 32);
+    }
+}
+
+int gsasrec_random_words(uint8_t *state, uint64_t *out, int64_t count) {
+    Engine engine;
+    load(&engine, state);
+    next_words(&engine, out, count);
+    store(&engine, state);
+    return 0;
+}
+
+static inline uint16_t bfloat16_of(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16); /* to nearest, ties to even, as torch */
+}
+
+enum { CHUNK_WORDS = 512 };
+
+/* dropout.kept_scale's mask in one pass: count elements of `bits` (8 or 16) random bits each, read as signed
+   integers from the words gsasrec_random_words would draw (count * bits / 64 of them, rounded up; each word's
+   bytes in memory order), `scale` where the draw is at least `threshold` and 0 elsewhere; float32 into out, or
+   bfloat16 (to nearest, as torch rounds) with bfloat16 set. The words are drawn a chunk at a time into a buffer on
+   the stack, so that the comparisons run on vectors over memory that is in cache. */
+int gsasrec_random_mask(uint8_t *state, void *out, int64_t count, int bits, int64_t threshold, float scale,
+                        int bfloat16) {
+    if (bits != 8 && bits != 16) return 1;
+    int64_t per_word = 64 / bits, words = (count + per_word - 1) / per_word;
+    float *floats = out;
+    uint16_t *halves = out;
+    uint16_t kept16 = bfloat16_of(scale);
+    uint64_t chunk[CHUNK_WORDS];
+    Engine engine;
+    load(&engine, state);
+    for (int64_t word = 0; word < words; word += CHUNK_WORDS) {
+        int64_t n = words - word < CHUNK_WORDS ? words - word : CHUNK_WORDS;
+        next_words(&engine, chunk, n);
+        int64_t first = word * per_word, last = first + n * per_word < count ? first + n * per_word : count;
+        const draw8 *draws8 = (const draw8 *)chunk;
+        const draw16 *draws16 = (const draw16 *)chunk;
+        if (bits == 8 && bfloat16)
+            for (int64_t e = first; e < last; e++) halves[e] = draws8[e - first] >= threshold ? kept16 : 0;
+        else if (bits == 8)
+            for (int64_t e = first; e < last; e++) floats[e] = draws8[e - first] >= threshold ? scale : 0.0f;
+        else if (bfloat16)
+            for (int64_t e = first; e < last; e++) halves[e] = draws16[e - first] >= threshold ? kept16 : 0;
+        else
+            for (int64_t e = first; e < last; e++) floats[e] = draws16[e - first] >= threshold ? scale : 0.0f;
     }
     store(&engine, state);
     return 0;
