@@ -113,7 +113,7 @@ def test_blocked_causal_attention_with_dropout_equals_autograd_with_the_same_mas
     ours = torch.autograd.grad(blocked, (q, k, v), grad)
     torch.manual_seed(5)
     mask = torch.zeros(3, 2, 130, 130, dtype=dtype)
-    for start, end in query_blocks(130):
+    for start, end in query_blocks(130, dtype):
         mask[:, :, start:end, :end] = kept_scale((3 * 2, end - start, end), 0.3, dtype).view(3, 2, end - start, end)
     scores = (q @ k.transpose(-2, -1)) * 8 ** -0.5
     weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
