@@ -38,8 +38,11 @@ EXAMPLES = """examples:
 
 environment:
   GSASREC_NATIVE   1 (default): on a CPU, gBCE with each position's own negatives runs in a C kernel built by
-                   the machine's C compiler on first use (cached in ~/.cache/gsasrec/native); 0: torch's path
-                   (the same loss up to float rounding). Without a compiler torch's path is taken either way.
+                   the machine's C compiler on first use (cached in ~/.cache/gsasrec/native), and so do the
+                   draws of the negatives and dropout masks (the numbers torch would draw); 0: torch's paths
+                   (the same loss up to float rounding). Without a compiler torch's paths are taken either way.
+  GOMP_SPINCOUNT   rounds torch's idle CPU threads spin before they sleep: 20000 unless set (libgomp's own
+                   default, 300000, cost a bf16 ML-1M step 7%)
   GSASREC_DATASETS the datasets folder when --datasets-dir is not given (else ./datasets)"""
 
 
