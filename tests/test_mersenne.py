@@ -79,6 +79,12 @@ def test_what_the_kernel_does_not_serve_is_torchs_draw(monkeypatch, switch):
         assert torch.equal(ours.get_state(), theirs.get_state())
 
 
+def test_rows_that_overlap_are_left_to_torch_which_refuses_them():
+    expanded = torch.empty(1, 300, dtype=torch.int64).expand(4, 300)  # every row the same memory
+    with pytest.raises(RuntimeError):
+        mersenne.random_(expanded, 1, 50, torch.Generator().manual_seed(0))
+
+
 def test_negatives_are_torch_randints():
     drawn = sample_negatives(300, 17, 50, torch.Generator().manual_seed(4), torch.device("cpu"))
     assert torch.equal(drawn, torch.randint(1, 51, (300, 17), generator=torch.Generator().manual_seed(4)))

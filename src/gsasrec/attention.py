@@ -67,7 +67,10 @@ class _BlockedAttention(torch.autograd.Function):
             weights = torch.softmax(scores, dim=-1)
             mask = kept_scale(weights.shape, rate, weights.dtype) if rate > 0 else None
             kept = kept_all[:, start:end, :end]
-            kept.copy_(weights) if mask is None else torch.mul(weights, mask, out=kept)
+            if mask is None:
+                kept.copy_(weights)
+            else:
+                torch.mul(weights, mask, out=kept)
             kept_all[:, start:end, end:] = 0
             out[:, start:end] = torch.bmm(kept, v[:, :end])
             saved.append((weights, mask))

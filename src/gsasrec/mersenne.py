@@ -1,11 +1,12 @@
 """Torch's CPU random numbers, drawn by native_random.c: the same numbers at the same places of the stream.
 
 torch steps its CPU generator (a Mersenne Twister) one number at a time under a lock: an ML-1M batch's 3.5 million
-negatives took 6.3 ms of a 0.125 s step and the dropout masks' random bits 4 ms more. The kernel steps it a block
-of 624 words at a time on vectors (1.3 and 0.3 ms). Both functions below leave the generator where torch's own
-draw would, so a run's numbers, its checkpoints' generator states and a resumed run are the same with the kernel
-or without (tests/test_mersenne.py). Where the kernel is switched off or missing, the generator is not a CPU
-one, or a first-use check finds that this torch draws differently, torch draws.
+negatives took 7 ms of a bf16 step and its dropout masks (the bits, then torch's arithmetic on them) 7-10 ms more.
+The kernel steps it a block of 624 words at a time on vectors, and makes a mask in the same pass (1.7 and 2.5 ms;
+benchmarks/draw_paths.py). The functions below leave the generator where torch's own draw would, so a run's
+numbers, its checkpoints' generator states and a resumed run are the same with the kernel or without
+(tests/test_mersenne.py). Where the kernel is switched off or missing, the generator is not a CPU one, or a
+first-use check finds that this torch draws differently, torch draws.
 """
 
 from __future__ import annotations
@@ -62,15 +63,18 @@ def random_mask(count: int, bits: int, threshold: int, scale: float, dtype: torc
         return None
     mask = torch.empty(count, dtype=dtype)
     state = generator.get_state()
-    lib.gsasrec_random_mask(state.data_ptr(), mask.data_ptr(), count, bits, threshold, scale,
-                            int(dtype == torch.bfloat16))
+    if lib.gsasrec_random_mask(state.data_ptr(), mask.data_ptr(), count, bits, threshold, scale,
+                               int(dtype == torch.bfloat16)):
+        raise ValueError(f"masks take 8 or 16 bits an element, not {bits}")
     generator.set_state(state)
     return mask
 
 
 def _fits(view: torch.Tensor, range_: int, generator: torch.Generator) -> bool:
     return (generator.device.type == "cpu" and view.device.type == "cpu" and view.dtype == torch.int64
-            and view.dim() == 2 and (view.stride(1) == 1 or view.shape[1] <= 1) and 0 < range_ <= LARGEST_RANGE)
+            and view.dim() == 2 and (view.stride(1) == 1 or view.shape[1] <= 1)
+            and (view.stride(0) >= view.shape[1] or view.shape[0] <= 1)  # rows that do not overlap
+            and 0 < range_ <= LARGEST_RANGE)
 
 
 def _checked_library():

@@ -1,4 +1,4 @@
-/* Torch's CPU random numbers, the same numbers, drawn faster (random.py).
+/* Torch's CPU random numbers, the same numbers, drawn faster (mersenne.py).
 
    A torch.Generator on a CPU is a Mersenne Twister (MT19937) that torch steps one number at a time under a lock:
    random_(low, high) on the 3.5 million negatives of an ML-1M batch took 6.3 ms, on one core, and the dropout
@@ -6,10 +6,12 @@
    set_state()) is stepped a whole block of 624 words at a time, and each word is tempered and mapped to its
    range on vectors. Each number is the one torch's random_ would give at that place of the stream:
 
-   - random_(low, high) with high - low < 2^32: the next 32-bit output modulo (high - low), plus low;
-   - random_() over all 64 bits of an int64: the next two outputs, the first as the high half.
+   - random_(low, high) for the ranges mersenne.py hands over (below 2^24; torch takes 64 bits from 2^28 on): the
+     next 32-bit output modulo (high - low), plus low;
+   - random_() over all 64 bits of an int64: the next two outputs, the first as the high half;
+   - a dropout mask: such 64-bit words read as 8- or 16-bit integers and compared with a threshold.
 
-   random.py checks at first use that this file reproduces torch's own draws, and leaves them to torch if not. */
+   mersenne.py checks at first use that this file reproduces torch's own draws, and leaves them to torch if not. */
 
 #include <stdint.h>
 #include <string.h>
