@@ -91,7 +91,7 @@ def main() -> None:
         order = batches.shuffle(generator)
         for index in range(len(batches)):
             timings.kernel_draws = timings.steps % 2 == 0
-            mersenne._checked_library = kernel_library if timings.kernel_draws else (lambda: None)
+            mersenne._checked_library = kernel_library if timings.kernel_draws else (lambda generator: None)
             batch = batches.batch(order, index, generator=generator)
             started = time.perf_counter()
             loss = step.loss(batch)

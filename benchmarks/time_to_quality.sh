@@ -4,7 +4,7 @@
 #   bash benchmarks/time_to_quality.sh [DATASETS_DIR] [RECIPE ...]      (default: all recipes)
 #   SEEDS="0 1" bash benchmarks/time_to_quality.sh ../shared/datasets gsasrec
 #   STEPS=2 SEEDS=0 bash benchmarks/time_to_quality.sh ../shared/datasets sasrec    (a quick check of the script)
-# Recipes: gsasrec (t=0.75, within 10 minutes: 3.1-3.4 with the C gBCE kernel), gsasrec_t1 (t=1.0, 10 minutes),
+# Recipes: gsasrec (t=0.75, within 10 minutes: 2.6-2.8 with the C kernels), gsasrec_t1 (t=1.0, 10 minutes),
 # sasrec (1 negative, t=0, 3 minutes);
 # gsasrec_shared and gsasrec_t1_shared (negatives shared by a batch row, 2,800 steps, under 10 minutes);
 # gsasrec_30min (shared, 1,024 negatives, three blocks, 5,000 steps, about 21 minutes); gsasrec_60min (the same

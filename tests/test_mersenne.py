@@ -24,7 +24,7 @@ def advanced(seed: int, draws: int) -> torch.Generator:
 
 @needs_kernel
 def test_the_kernel_draws_as_this_torch_does():
-    assert mersenne._checked_library() is not None
+    assert mersenne._checked_library(torch.default_generator) is not None
 
 
 @needs_kernel

@@ -26,14 +26,11 @@ def random_(view: torch.Tensor, low: int, high: int, generator: torch.Generator 
     """view.random_(low, high, generator=generator), in place: for a (rows, cols) int64 view whose rows are
     contiguous (as a matrix's columns 1: are), drawn in row order. generator None: torch's global one."""
     generator = generator if generator is not None else torch.default_generator
-    lib = _checked_library() if _fits(view, high - low, generator) else None
+    lib = _checked_library(generator) if _fits(view, high - low) else None
     if lib is None:
         return view.random_(low, high, generator=generator)
-    state = generator.get_state()
     rows, cols = view.shape
-    if lib.gsasrec_random_ints(state.data_ptr(), view.data_ptr(), rows, cols, view.stride(0), low, high - low):
-        raise ValueError(f"cannot draw from a range of {high - low}")
-    generator.set_state(state)
+    _step(generator, lib.gsasrec_random_ints, view.data_ptr(), rows, cols, view.stride(0), low, high - low)
     return view
 
 
@@ -42,12 +39,10 @@ def random_words(count: int, generator: torch.Generator | None = None) -> torch.
     generator=generator). generator None: torch's global one."""
     generator = generator if generator is not None else torch.default_generator
     words = torch.empty(count, dtype=torch.int64)
-    lib = _checked_library() if generator.device.type == "cpu" else None
+    lib = _checked_library(generator)
     if lib is None:
         return words.random_(-(2**63), None, generator=generator)
-    state = generator.get_state()
-    lib.gsasrec_random_words(state.data_ptr(), words.data_ptr(), count)
-    generator.set_state(state)
+    _step(generator, lib.gsasrec_random_words, words.data_ptr(), count)
     return words
 
 
@@ -58,27 +53,34 @@ def random_mask(count: int, bits: int, threshold: int, scale: float, dtype: torc
     memory order, give `scale` (rounded to dtype) where they are at least `threshold` and 0 elsewhere. None where
     the kernel cannot draw it (kept_scale then computes it with torch)."""
     generator = generator if generator is not None else torch.default_generator
-    lib = _checked_library() if generator.device.type == "cpu" else None
+    lib = _checked_library(generator)
     if lib is None or dtype not in (torch.float32, torch.bfloat16):
         return None
     mask = torch.empty(count, dtype=dtype)
-    state = generator.get_state()
-    if lib.gsasrec_random_mask(state.data_ptr(), mask.data_ptr(), count, bits, threshold, scale,
-                               int(dtype == torch.bfloat16)):
-        raise ValueError(f"masks take 8 or 16 bits an element, not {bits}")
-    generator.set_state(state)
+    _step(generator, lib.gsasrec_random_mask, mask.data_ptr(), count, bits, threshold, scale,
+          int(dtype == torch.bfloat16))
     return mask
 
 
-def _fits(view: torch.Tensor, range_: int, generator: torch.Generator) -> bool:
-    return (generator.device.type == "cpu" and view.device.type == "cpu" and view.dtype == torch.int64
+def _step(generator: torch.Generator, draw, *arguments) -> None:
+    """Runs draw(address of the generator's state bytes, *arguments), a kernel function that steps that state in
+    place, and hands the stepped state back to the generator."""
+    state = generator.get_state()
+    if draw(state.data_ptr(), *arguments):
+        raise ValueError("native_random.c refused the draw (a range or a mask width it does not take)")
+    generator.set_state(state)
+
+
+def _fits(view: torch.Tensor, range_: int) -> bool:
+    return (view.device.type == "cpu" and view.dtype == torch.int64
             and view.dim() == 2 and (view.stride(1) == 1 or view.shape[1] <= 1)
             and (view.stride(0) >= view.shape[1] or view.shape[0] <= 1)  # rows that do not overlap
             and 0 < range_ <= LARGEST_RANGE)
 
 
-def _checked_library():
-    lib = native.library()
+def _checked_library(generator: torch.Generator):
+    """The kernel library, where it is built, draws as this torch does, and the generator is a CPU one."""
+    lib = native.library() if generator.device.type == "cpu" else None
     return lib if lib is not None and _draws_as_torch(lib) else None
 
 
@@ -89,14 +91,10 @@ def _draws_as_torch(lib) -> bool:
     for seed, shape, range_ in ((0, (3, 700), 3416), (7, (41, 61), 2**24), (11, (2, 5), 1)):
         ours, theirs = (torch.Generator().manual_seed(seed) for _ in range(2))
         mine, expected = torch.empty(shape, dtype=torch.int64), torch.empty(shape, dtype=torch.int64)
-        state = ours.get_state()
-        lib.gsasrec_random_ints(state.data_ptr(), mine.data_ptr(), *shape, shape[1], 1, range_)
-        ours.set_state(state)
+        _step(ours, lib.gsasrec_random_ints, mine.data_ptr(), *shape, shape[1], 1, range_)
         expected.random_(1, 1 + range_, generator=theirs)
         words, expected_words = torch.empty(1000, dtype=torch.int64), torch.empty(1000, dtype=torch.int64)
-        state = ours.get_state()
-        lib.gsasrec_random_words(state.data_ptr(), words.data_ptr(), len(words))
-        ours.set_state(state)
+        _step(ours, lib.gsasrec_random_words, words.data_ptr(), len(words))
         expected_words.random_(-(2**63), None, generator=theirs)
         if not (torch.equal(mine, expected) and torch.equal(words, expected_words)
                 and torch.equal(ours.get_state(), theirs.get_state())):

@@ -507,10 +507,9 @@ def note_changes(run_dir: Path, saved_world_size: int, world_size: int) -> None:
         changes.append(f"was trained on {saved_world_size} process{'es' * (saved_world_size > 1)} and resumes "
                        f"on {world_size}")
     try:
-        recorded = read_run_config(run_dir)["environment"]
+        recorded = dict(read_run_config(run_dir)["environment"])
     except (GSASRecError, KeyError, ValueError, TypeError):
-        recorded = None
-    recorded = recorded if isinstance(recorded, dict) else {}
+        recorded = {}
     threads = recorded.get("threads")
     if threads is not None and threads != torch.get_num_threads():
         changes.append(f"was trained with {threads} CPU threads and resumes with {torch.get_num_threads()}")
